@@ -1,0 +1,166 @@
+"""Buffered writer for high-volume records: action runs, their log lines, session touches.
+
+Writes are batched and flushed by a background thread every `interval` seconds, as soon
+as `max_items` are waiting, and on shutdown. Critical writes (the action's own rows, its
+audit entry, idempotency records) never go through here: they are in the transaction.
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+from datetime import datetime
+from typing import Any
+
+import structlog
+from sqlalchemy import Table, bindparam, insert, update
+from sqlalchemy.engine import Engine
+
+from bunbase.models import ActionLog, ActionRun, AuthSession
+
+log = structlog.get_logger("bunbase.buffer")
+
+
+class WriteBuffer:
+    def __init__(self, engine: Engine, *, interval: float = 2.0, max_items: int = 500) -> None:
+        self.engine = engine
+        self.interval = interval
+        self.max_items = max_items
+        self._runs: list[dict[str, Any]] = []
+        self._logs: list[dict[str, Any]] = []
+        self._touches: dict[str, dict[str, Any]] = {}
+        self._rows: list[tuple[Table, dict[str, Any]]] = []
+        self._row_touches: dict[tuple[Table, str], dict[str, Any]] = {}
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pid: int | None = None
+
+    # -- producers -------------------------------------------------------------------
+    def add_run(self, run: dict[str, Any], logs: list[dict[str, Any]] | None = None) -> None:
+        self._ensure_thread()
+        with self._lock:
+            self._runs.append(run)
+            if logs:
+                self._logs.extend(logs)
+            size = len(self._runs) + len(self._logs)
+        if size >= self.max_items:
+            self._wake.set()
+
+    def touch_session(self, session_id: str, at: datetime, ip: str | None) -> None:
+        self._ensure_thread()
+        with self._lock:
+            self._touches[session_id] = {"sid": session_id, "at": at, "ip": ip}
+
+    def add_row(self, table: Table, row: dict[str, Any]) -> None:
+        """Any other append-only record that must survive the action's rollback."""
+        self._ensure_thread()
+        with self._lock:
+            self._rows.append((table, row))
+
+    def touch_row(self, table: Table, row_id: str, values: dict[str, Any]) -> None:
+        """A coalesced UPDATE of one row by `id` (last-used stamps); the latest values win."""
+        self._ensure_thread()
+        with self._lock:
+            self._row_touches[(table, row_id)] = dict(values)
+
+    def pending_run(self, run_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            for run in self._runs:
+                if run["id"] == run_id:
+                    return run
+        return None
+
+    # -- flushing --------------------------------------------------------------------
+    def flush(self) -> int:
+        """Write everything waiting; returns the number of runs written."""
+        with self._flush_lock:
+            with self._lock:
+                runs, self._runs = self._runs, []
+                logs, self._logs = self._logs, []
+                touches, self._touches = list(self._touches.values()), {}
+                rows, self._rows = self._rows, []
+                row_touches, self._row_touches = self._row_touches, {}
+            if not (runs or logs or touches or rows or row_touches):
+                return 0
+            try:
+                with self.engine.begin() as conn:
+                    if runs:
+                        conn.execute(insert(ActionRun.__table__), runs)
+                    if logs:
+                        conn.execute(insert(ActionLog.__table__), logs)
+                    for table, batch in _group(rows).items():
+                        conn.execute(insert(table), batch)
+                    if touches:
+                        table = AuthSession.__table__
+                        conn.execute(
+                            update(table)
+                            .where(table.c.id == bindparam("sid"))
+                            .values(last_seen_at=bindparam("at"), ip=bindparam("ip")),
+                            touches,
+                        )
+                    for (table, cols), batch in _group_touches(row_touches).items():
+                        conn.execute(
+                            update(table)
+                            .where(table.c.id == bindparam("_row_id"))
+                            .values({c: bindparam(f"_v_{c}") for c in cols}),
+                            batch,
+                        )
+            except Exception:
+                log.exception("buffer flush failed; records kept for the next flush")
+                with self._lock:
+                    self._runs[:0] = runs
+                    self._logs[:0] = logs
+                    self._rows[:0] = rows
+                    for key, values in row_touches.items():
+                        self._row_touches.setdefault(key, values)
+                return 0
+            return len(runs)
+
+    def _ensure_thread(self) -> None:
+        import os
+
+        if self._thread is not None and self._pid == os.getpid():
+            return
+        with self._lock:
+            if self._thread is not None and self._pid == os.getpid():
+                return
+            self._pid = os.getpid()
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._loop, name="bunbase-buffer", daemon=True)
+            self._thread.start()
+            atexit.register(self.close)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            self.flush()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None and self._thread.is_alive():
+            self._thread.join(timeout=5)
+        self._thread = None
+        self.flush()
+
+
+def _group(rows: list[tuple[Table, dict[str, Any]]]) -> dict[Table, list[dict[str, Any]]]:
+    grouped: dict[Table, list[dict[str, Any]]] = {}
+    for table, row in rows:
+        grouped.setdefault(table, []).append(row)
+    return grouped
+
+
+def _group_touches(
+    touches: dict[tuple[Table, str], dict[str, Any]],
+) -> dict[tuple[Table, tuple[str, ...]], list[dict[str, Any]]]:
+    grouped: dict[tuple[Table, tuple[str, ...]], list[dict[str, Any]]] = {}
+    for (table, row_id), values in touches.items():
+        cols = tuple(sorted(values))
+        params = {"_row_id": row_id, **{f"_v_{c}": values[c] for c in cols}}
+        grouped.setdefault((table, cols), []).append(params)
+    return grouped

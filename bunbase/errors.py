@@ -1,0 +1,109 @@
+"""One error hierarchy, mapped once to HTTP status and the failure envelope."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError as PydanticValidationError
+
+
+class BunbaseError(Exception):
+    """Base of every typed error an action, guard or the executor may raise."""
+
+    status: int = 500
+    code: str = "internal"
+    default_message: str = "Internal error"
+
+    def __init__(self, message: str | None = None, *, details: Any = None) -> None:
+        super().__init__(message or self.default_message)
+        self.message = message or self.default_message
+        self.details = details
+
+    def headers(self) -> dict[str, str]:
+        return {}
+
+    def body(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, "details": self.details}
+
+
+class ValidationFailed(BunbaseError):
+    status, code, default_message = 400, "validation_error", "Input is not valid"
+
+    @classmethod
+    def from_pydantic(cls, exc: PydanticValidationError, where: str = "body") -> ValidationFailed:
+        details = [
+            {
+                "field": ".".join(str(p) for p in err["loc"]) or where,
+                "message": err["msg"],
+                "type": err["type"],
+            }
+            for err in exc.errors(include_url=False, include_input=False)
+        ]
+        return cls("Input is not valid", details=details)
+
+
+class BadRequest(BunbaseError):
+    status, code, default_message = 400, "bad_request", "Bad request"
+
+
+class Unauthenticated(BunbaseError):
+    status, code, default_message = 401, "unauthenticated", "Authentication required"
+
+
+class Forbidden(BunbaseError):
+    status, code, default_message = 403, "forbidden", "Not allowed"
+
+
+class NotFound(BunbaseError):
+    status, code, default_message = 404, "not_found", "Not found"
+
+
+class Conflict(BunbaseError):
+    status, code, default_message = 409, "conflict", "Conflict"
+
+
+class IdempotencyConflict(BunbaseError):
+    status, code = 409, "idempotency_conflict"
+    default_message = "A request with this Idempotency-Key is still being processed"
+
+
+class IdempotencyMismatch(BunbaseError):
+    status, code = 422, "idempotency_mismatch"
+    default_message = "This Idempotency-Key was used with a different request body"
+
+
+class RateLimited(BunbaseError):
+    status, code, default_message = 429, "rate_limited", "Too many requests"
+
+    def __init__(self, message: str | None = None, *, retry_after: int = 1) -> None:
+        super().__init__(message, details={"retryAfter": retry_after})
+        self.retry_after = max(1, int(retry_after))
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class Internal(BunbaseError):
+    """Anything unexpected. The message never carries the original exception text."""
+
+
+ERROR_TYPES: tuple[type[BunbaseError], ...] = (
+    ValidationFailed,
+    BadRequest,
+    Unauthenticated,
+    Forbidden,
+    NotFound,
+    Conflict,
+    IdempotencyConflict,
+    IdempotencyMismatch,
+    RateLimited,
+    Internal,
+)
+
+
+def failure_envelope(err: BunbaseError, trace_id: str) -> dict[str, Any]:
+    return {"ok": False, "error": err.body(), "trace_id": trace_id}
+
+
+def success_envelope(data: Any, run_id: str | None, trace_id: str) -> dict[str, Any]:
+    return {"ok": True, "data": data, "run_id": run_id, "trace_id": trace_id}

@@ -1,0 +1,223 @@
+"""The one executor every trigger goes through.
+
+resolve tenant -> authenticate -> guards -> validate input -> idempotency -> handler in one
+transaction (with its audit entry and outbox rows) -> validate output -> commit ->
+dispatch outbox -> record the run (buffered).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
+
+from bunbase import idempotency
+from bunbase.actions import Action
+from bunbase.buffer import WriteBuffer
+from bunbase.clock import clock
+from bunbase.context import ANONYMOUS, Actor, Context, RequestInfo, TenantRef
+from bunbase.db import db, write_intent
+from bunbase.errors import (
+    BunbaseError,
+    Internal,
+    ValidationFailed,
+    failure_envelope,
+    success_envelope,
+)
+from bunbase.guards import describe
+from bunbase.ids import new_id
+from bunbase.models import IdempotencyRecord
+from bunbase.outbox import dispatch
+from bunbase.tenancy import set_tenant
+
+log = structlog.get_logger("bunbase.executor")
+
+Resolver = Callable[[], tuple[TenantRef, Actor]]
+
+
+@dataclass
+class Outcome:
+    status: int
+    body: dict[str, Any]
+    run_id: str
+    headers: dict[str, str] = field(default_factory=dict)
+    data: Any = None
+
+
+@dataclass
+class Call:
+    """Everything the executor needs to know about one invocation."""
+
+    trigger: str
+    resolve: Resolver
+    trace_id: str
+    request: RequestInfo = field(default_factory=RequestInfo)
+    idempotency_key: str | None = None
+    org_id: str | None = None
+
+
+class Executor:
+    def __init__(self, buffer: WriteBuffer, idempotency_ttl: timedelta, *, sqlite: bool = False) -> None:
+        self.buffer = buffer
+        self.idempotency_ttl = idempotency_ttl
+        self.sqlite = sqlite
+
+    def run(self, action: Action, raw_input: Mapping[str, Any], call: Call) -> Outcome:
+        run_id = new_id("run")
+        started_at = clock.now()
+        t0 = time.perf_counter()
+        tenant: TenantRef | None = None
+        actor: Actor = ANONYMOUS
+        ctx: Context | None = None
+        claim: IdempotencyRecord | None = None
+        status_word = "ok"
+        failure: BunbaseError | None = None
+        data_out: Any = None
+        session = db.session
+        try:
+            tenant, actor = call.resolve()
+            set_tenant(tenant.id)
+            ctx = Context(
+                tenant=tenant,
+                actor=actor,
+                trace_id=call.trace_id,
+                run_id=run_id,
+                db=session,
+                trigger=call.trigger,
+                action=action,
+                request=call.request,
+                org_id=call.org_id,
+                raw_input=dict(raw_input),
+            )
+            passed = self._guards(action, ctx)
+            ctx.decision = "allowed: " + (", ".join(passed) or "no guards")
+            data_in = self._validate(action.input, raw_input)
+            if action.mutating and self.sqlite:
+                # end the read transaction: on SQLite the write lock is taken only for the
+                # part that writes (claim, handler, commit), not for auth and guards
+                session.rollback()
+            with write_intent() if action.mutating else nullcontext():
+                if call.idempotency_key and action.mutating:
+                    got = idempotency.claim(
+                        session,
+                        tenant_id=tenant.id,
+                        actor_id=actor.id or "anonymous",
+                        action_name=action.name,
+                        key=call.idempotency_key,
+                        req_hash=idempotency.request_hash(dict(raw_input)),
+                        ttl=self.idempotency_ttl,
+                    )
+                    if isinstance(got, idempotency.Replay):
+                        status_word = "replayed"
+                        return Outcome(int(got.status), got.body, run_id, {"Idempotent-Replayed": "true"})
+                    claim = got
+                result = action.handler(data_in, ctx)
+                data_out = self._output(action, result)
+                if action.mutating and action.audit and not ctx.audit.entries:
+                    ctx.audit.record(**_default_target(data_out))
+                body = success_envelope(data_out, run_id, call.trace_id)
+                if claim is not None:
+                    idempotency.complete(claim, 200, body)
+                session.commit()
+            dispatch(ctx.outbox.items)
+            return Outcome(200, body, run_id, data=data_out)
+        except BunbaseError as err:
+            status_word, failure = "error", err
+            self._abort(claim)
+            return _failure(err, run_id, call.trace_id)
+        except Exception:
+            status_word, failure = "error", Internal()
+            log.exception("action failed", action=action.name, trace_id=call.trace_id)
+            self._abort(claim)
+            return _failure(failure, run_id, call.trace_id)
+        finally:
+            if tenant is not None:
+                run = {
+                    "id": run_id,
+                    "tenant_id": tenant.id,
+                    "action_name": action.name,
+                    "module_name": action.module_name,
+                    "trigger_type": call.trigger,
+                    "status": status_word,
+                    "error_code": failure.code if failure else None,
+                    "http_status": failure.status if failure else 200,
+                    "trace_id": call.trace_id,
+                    "actor_id": actor.id,
+                    "input": _redact(raw_input, action.redact),
+                    "output": (_redact(data_out, action.redact) if isinstance(data_out, dict) else data_out),
+                    "error": failure.body() if failure else None,
+                    "duration_ms": round((time.perf_counter() - t0) * 1000, 3),
+                    "started_at": started_at,
+                }
+                self.buffer.add_run(run, _log_lines(ctx, run_id, tenant.id, call.trace_id))
+            set_tenant(None)
+
+    # -- pipeline steps --------------------------------------------------------------
+    @staticmethod
+    def _guards(action: Action, ctx: Context) -> list[str]:
+        passed = []
+        for guard in action.all_guards():
+            guard(ctx)
+            passed.append(describe(guard))
+        return passed
+
+    @staticmethod
+    def _validate(model: type[BaseModel], raw: Mapping[str, Any]) -> BaseModel:
+        try:
+            return model.model_validate(raw)
+        except PydanticValidationError as exc:
+            raise ValidationFailed.from_pydantic(exc) from None
+
+    @staticmethod
+    def _output(action: Action, result: Any) -> Any:
+        try:
+            if isinstance(result, action.output):
+                model = result
+            elif isinstance(result, BaseModel):
+                model = action.output.model_validate(result.model_dump())
+            else:
+                model = action.output.model_validate(result)
+        except PydanticValidationError as exc:
+            log.error("output failed validation", action=action.name, errors=exc.errors())
+            raise Internal("The action returned an invalid result") from None
+        return model.model_dump(mode="json", by_alias=True)
+
+    @staticmethod
+    def _abort(claim: IdempotencyRecord | None) -> None:
+        db.session.rollback()
+        if claim is not None:
+            idempotency.release(db.session, claim.id)
+
+
+def _failure(err: BunbaseError, run_id: str, trace_id: str) -> Outcome:
+    return Outcome(err.status, failure_envelope(err, trace_id), run_id, err.headers())
+
+
+def _log_lines(ctx: Context | None, run_id: str, tenant_id: str, trace_id: str) -> list[dict[str, Any]]:
+    if ctx is None:
+        return []
+    return [
+        {**line, "run_id": run_id, "tenant_id": tenant_id, "trace_id": trace_id} for line in ctx.logger.lines
+    ]
+
+
+def _redact(raw: Mapping[str, Any], fields: frozenset[str]) -> dict[str, Any]:
+    return {k: ("[redacted]" if k in fields else v) for k, v in dict(raw).items()}
+
+
+def _default_target(data: Any) -> dict[str, Any]:
+    """Guess the audit target from an output such as {"ticketId": ...}."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if key.endswith("Id") and isinstance(value, str):
+                return {"target_type": key[:-2], "target_id": value}
+            if key == "id" and isinstance(value, str):
+                return {"target_id": value}
+    return {}

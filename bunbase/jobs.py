@@ -1,0 +1,484 @@
+"""Background jobs on RQ, mirrored in the `job_runs` table.
+
+`@job(name)` handlers get `(payload, ctx)` with the same tenant-scoped context as actions.
+`ctx.jobs.enqueue(...)` writes the job row in the caller's transaction; an immediate job
+goes to RQ through the outbox (after commit), a delayed one waits in the table until the
+scheduler finds it due. RQ runs jobs now; everything in the future (delays, retry backoff,
+schedules, workflow waits) lives in the database and follows `bunbase.clock`, so it
+survives restarts and tests can move time.
+
+Retries: a failing job is retried with exponential backoff and jitter up to its
+`retries`; `PermanentError`, or running out of attempts, sends it to the dead-letter queue
+(status "dead"), from where it can be replayed or discarded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from flask import Flask
+from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
+from rq import Queue
+from sqlalchemy import select
+
+from bunbase import redis_conn
+from bunbase.clock import clock, parse_duration
+from bunbase.db import db, write_intent
+from bunbase.errors import BunbaseError, ValidationFailed
+from bunbase.ids import new_id, new_trace_id
+from bunbase.outbox import Effect, dispatch, register_dispatcher
+from bunbase.runtime_models import JobRun
+from bunbase.tenancy import tenant_scope, unscoped
+
+if TYPE_CHECKING:
+    from bunbase.context import Context
+
+log = structlog.get_logger("bunbase.jobs")
+
+QUEUES = ("high", "default", "low")
+TERMINAL = {"succeeded", "dead", "discarded"}
+JobHandler = Callable[[Any, "Context"], Any]
+
+
+class PermanentError(BunbaseError):
+    """Raise from a job to skip the retries: the job goes straight to the dead-letter queue."""
+
+    status, code, default_message = 500, "permanent_failure", "The job failed permanently"
+
+
+@dataclass(eq=False)
+class JobDef:
+    name: str
+    handler: JobHandler
+    payload: type[BaseModel] | None
+    queue: str = "default"
+    retries: int = 5
+    backoff: float = 2.0
+    max_backoff: float = 3600.0
+    timeout: int = 300
+
+
+_jobs: dict[str, JobDef] = {}
+_app: Flask | None = None
+#: per-tenant limit of jobs running at once across all workers (0 = no limit)
+tenant_concurrency = 4
+
+
+def job(
+    name: str,
+    *,
+    payload: type[BaseModel] | None = None,
+    queue: str = "default",
+    retries: int = 5,
+    backoff: float = 2.0,
+    timeout: int = 300,
+) -> Callable[[JobHandler], JobDef]:
+    """Declare a job handler. `retries` counts attempts after the first."""
+    if queue not in QUEUES:
+        raise ValueError(f"job {name}: queue must be one of {QUEUES}")
+
+    def wrap(fn: JobHandler) -> JobDef:
+        existing = _jobs.get(name)
+        if existing is not None and existing.handler.__qualname__ != fn.__qualname__:
+            raise ValueError(f"job {name!r} is defined twice")
+        definition = JobDef(name, fn, payload, queue, retries, backoff, timeout=timeout)
+        _jobs[name] = definition
+        return definition
+
+    return wrap
+
+
+def get(name: str) -> JobDef:
+    try:
+        return _jobs[name]
+    except KeyError:
+        raise LookupError(f"unknown job {name!r}") from None
+
+
+def registered() -> dict[str, JobDef]:
+    return dict(_jobs)
+
+
+def bind_app(app: Flask) -> None:
+    """Jobs get their app context in one place: the process that runs them binds it."""
+    global _app
+    _app = app
+
+
+def queue(name: str = "default") -> Queue:
+    return Queue(name, connection=redis_conn.client())
+
+
+# -- enqueueing ----------------------------------------------------------------------
+def _job_id(tenant_id: str, name: str, idempotency_key: str | None) -> str:
+    if not idempotency_key:
+        return new_id("job")
+    digest = hashlib.sha256(f"{tenant_id}\x00{name}\x00{idempotency_key}".encode()).hexdigest()
+    return f"job_k{digest[:34]}"
+
+
+def enqueue(
+    ctx: Context,
+    name: str,
+    payload: dict[str, Any] | BaseModel,
+    *,
+    priority: str | None = None,
+    delay: str | float | timedelta | None = None,
+    run_at: datetime | None = None,
+    idempotency_key: str | None = None,
+    retries: int | None = None,
+    source: str | None = None,
+) -> str:
+    """Queue a job from inside a transaction; it is sent once that transaction commits.
+
+    Returns the job id. With an `idempotency_key`, enqueueing the same job again returns the
+    first job's id and queues nothing.
+    """
+    definition = get(name)
+    data = payload.model_dump(mode="json") if isinstance(payload, BaseModel) else dict(payload)
+    if definition.payload is not None:
+        try:
+            definition.payload.model_validate(data)
+        except PydanticValidationError as exc:
+            raise ValidationFailed.from_pydantic(exc) from None
+    queue_name = priority or definition.queue
+    if queue_name not in QUEUES:
+        raise ValueError(f"priority must be one of {QUEUES}")
+    job_id = _job_id(ctx.tenant.id, name, idempotency_key)
+    if idempotency_key and ctx.db.get(JobRun, job_id) is not None:
+        return job_id
+    when = run_at or (clock.now() + parse_duration(delay) if delay else None)
+    ctx.db.add(
+        job_row(
+            job_id,
+            ctx.tenant.id,
+            name,
+            data,
+            queue=queue_name,
+            run_at=when,
+            max_attempts=1 + (definition.retries if retries is None else retries),
+            idempotency_key=idempotency_key,
+            trace_id=ctx.trace_id,
+            parent_run_id=ctx.run_id,
+            source=source or (f"action:{ctx.action.name}" if ctx.action else ctx.trigger),
+        )
+    )
+    if when is None:
+        ctx.outbox.add("job", {"job_id": job_id, "queue": queue_name})
+    return job_id
+
+
+def job_row(
+    job_id: str,
+    tenant_id: str,
+    name: str,
+    payload: dict[str, Any],
+    *,
+    queue: str,
+    run_at: datetime | None = None,
+    max_attempts: int | None = None,
+    idempotency_key: str | None = None,
+    trace_id: str | None = None,
+    parent_run_id: str | None = None,
+    source: str | None = None,
+) -> JobRun:
+    """A new job row: "queued" to run now, "scheduled" to run at `run_at`."""
+    attempts_allowed = max_attempts or 1 + get(name).retries
+    return JobRun(
+        id=job_id,
+        tenant_id=tenant_id,
+        name=name,
+        queue=queue,
+        status="scheduled" if run_at else "queued",
+        payload=payload,
+        max_attempts=attempts_allowed,
+        idempotency_key=idempotency_key,
+        trace_id=trace_id or new_trace_id(),
+        parent_run_id=parent_run_id,
+        source=source,
+        run_at=run_at,
+        created_at=clock.now(),
+        history={"attempts": [], "max_attempts": attempts_allowed},
+    )
+
+
+def _push(job_id: str, tenant_id: str, queue_name: str) -> None:
+    queue(queue_name).enqueue_call(
+        run_job,
+        args=(job_id, tenant_id),
+        job_id=job_id,
+        timeout=-1,
+        result_ttl=0,
+        failure_ttl=7 * 86400,
+    )
+
+
+def _dispatch_job(effect: Effect) -> None:
+    _push(effect.payload["job_id"], effect.tenant_id, effect.payload.get("queue", "default"))
+
+
+register_dispatcher("job", _dispatch_job)
+
+
+class JobsFacade:
+    """`ctx.jobs`: enqueue from an action, a job or a workflow step."""
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+
+    def enqueue(self, name: str, payload: dict[str, Any] | BaseModel | None = None, **options: Any) -> str:
+        return enqueue(self._ctx, name, payload or {}, **options)
+
+
+# -- running -------------------------------------------------------------------------
+_ACQUIRE = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[3]) then
+  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
+  redis.call('EXPIRE', KEYS[1], 3600)
+  return 1
+end
+return 0
+"""
+
+
+def _slot_key(tenant_id: str) -> str:
+    return f"bunbase:jobs:running:{tenant_id}"
+
+
+def _acquire_slot(tenant_id: str, job_id: str, timeout: int) -> bool:
+    if tenant_concurrency <= 0:
+        return True
+    now = time.time()
+    got = redis_conn.client().eval(
+        _ACQUIRE, 1, _slot_key(tenant_id), now, now + timeout, tenant_concurrency, job_id
+    )
+    return bool(got)
+
+
+def _release_slot(tenant_id: str, job_id: str) -> None:
+    if tenant_concurrency > 0:
+        redis_conn.client().zrem(_slot_key(tenant_id), job_id)
+
+
+def backoff_delay(definition: JobDef, attempt: int) -> float:
+    """Exponential backoff with full jitter: up to base * 2^(attempt-1), capped."""
+    ceiling = min(definition.max_backoff, definition.backoff * (2 ** (attempt - 1)))
+    return float(max(1.0, random.uniform(ceiling / 2, ceiling)))
+
+
+def run_job(job_id: str, tenant_id: str) -> str:
+    """The RQ entry point. Never raises: the outcome is written to the job row."""
+    if _app is None:
+        raise RuntimeError("no app bound for jobs; start workers with `flask bunbase worker`")
+    with _app.app_context(), tenant_scope(tenant_id), write_intent():
+        try:
+            return _run(job_id, tenant_id)
+        finally:
+            db.session.remove()
+
+
+def _run(job_id: str, tenant_id: str) -> str:
+    from bunbase import tenancy_cache
+    from bunbase.context import SYSTEM, Context
+
+    row = db.session.get(JobRun, job_id)
+    if row is None or row.status in TERMINAL or row.status == "scheduled":
+        db.session.rollback()
+        return "skipped"
+    definition = get(row.name)
+    if not _acquire_slot(tenant_id, job_id, definition.timeout):
+        row.status, row.run_at = "scheduled", clock.now() + timedelta(seconds=1)
+        db.session.commit()
+        return "deferred"
+    attempt = row.attempts + 1
+    started, t0 = clock.now(), time.perf_counter()
+    ctx = Context(
+        tenant=tenancy_cache.tenant_ref(tenant_id),
+        actor=SYSTEM,
+        trace_id=row.trace_id or new_trace_id(),
+        run_id=job_id,
+        db=db.session,
+        trigger="job",
+    )
+    ctx.extras["attempt"] = attempt
+    payload: Any = row.payload
+    try:
+        with write_intent():
+            if definition.payload is not None:
+                payload = definition.payload.model_validate(row.payload)
+            result = definition.handler(payload, ctx)
+            row = _reload(job_id)
+            _finish(row, attempt, started, t0, "succeeded", result=result)
+            db.session.commit()
+        dispatch(ctx.outbox.items)
+        return "succeeded"
+    except Exception as exc:  # noqa: BLE001 - every failure is recorded on the job row
+        db.session.rollback()
+        _record_failure(job_id, definition, attempt, started, t0, exc)
+        return "failed"
+    finally:
+        _release_slot(tenant_id, job_id)
+
+
+def _reload(job_id: str) -> JobRun:
+    row = db.session.get(JobRun, job_id)
+    assert row is not None
+    return row
+
+
+def _finish(
+    row: JobRun,
+    attempt: int,
+    started: datetime,
+    t0: float,
+    status: str,
+    *,
+    result: Any = None,
+    error: str | None = None,
+) -> None:
+    now = clock.now()
+    entry = {
+        "attempt": attempt,
+        "status": status,
+        "started_at": started.isoformat() + "Z",
+        "finished_at": now.isoformat() + "Z",
+        "error": error,
+    }
+    history = dict(row.history or {})
+    history["attempts"] = [*history.get("attempts", []), entry]
+    row.history = history
+    row.attempts = attempt
+    row.status = status
+    row.started_at = row.started_at or started
+    row.duration_ms = round((time.perf_counter() - t0) * 1000, 3)
+    if status == "succeeded":
+        row.finished_at, row.error = now, None
+        if isinstance(result, BaseModel):
+            result = result.model_dump(mode="json")
+        row.result = result if isinstance(result, dict) else {"value": result}
+    else:
+        row.error = error
+
+
+def _record_failure(
+    job_id: str, definition: JobDef, attempt: int, started: datetime, t0: float, exc: BaseException
+) -> None:
+    text = "".join(traceback.format_exception(exc))[-8000:]
+    with write_intent():
+        row = _reload(job_id)
+        permanent = isinstance(exc, PermanentError)
+        if permanent or attempt >= row.max_attempts:
+            _finish(row, attempt, started, t0, "dead", error=text)
+            row.finished_at = clock.now()
+            log.warning(
+                "job dead",
+                job=row.name,
+                job_id=job_id,
+                attempts=attempt,
+                permanent=permanent,
+                trace_id=row.trace_id,
+            )
+        else:
+            _finish(row, attempt, started, t0, "retrying", error=text)
+            row.run_at = clock.now() + timedelta(seconds=backoff_delay(definition, attempt))
+            log.info(
+                "job retry scheduled",
+                job=row.name,
+                job_id=job_id,
+                attempt=attempt,
+                run_at=row.run_at.isoformat(),
+                trace_id=row.trace_id,
+            )
+        db.session.commit()
+
+
+# -- the scheduler's side --------------------------------------------------------------
+def enqueue_due(limit: int = 500) -> int:
+    """Push delayed jobs and retries whose time has come to RQ."""
+    now = clock.now()
+    with unscoped(), write_intent():
+        stmt = (
+            select(JobRun)
+            .where(JobRun.status.in_(("scheduled", "retrying")), JobRun.run_at <= now)
+            .order_by(JobRun.run_at)
+            .limit(limit)
+        )
+        if db.engine.dialect.name == "postgresql":
+            stmt = stmt.with_for_update(skip_locked=True)
+        rows = list(db.session.scalars(stmt))
+        due = [(r.id, r.tenant_id, r.queue) for r in rows]
+        for r in rows:
+            r.status = "queued"
+        db.session.commit()
+    for job_id, tenant_id, queue_name in due:
+        _push(job_id, tenant_id, queue_name)
+    return len(due)
+
+
+def recover_abandoned(at: float | None = None) -> int:
+    """Jobs whose worker died mid-run: RQ's cleanup marks them failed; we count the lost
+    attempt and retry them (or send them to the DLQ when out of attempts)."""
+    from rq.registry import FailedJobRegistry, StartedJobRegistry
+
+    recovered = 0
+    conn = redis_conn.client()
+    for name in QUEUES:
+        q = Queue(name, connection=conn)
+        StartedJobRegistry(queue=q).cleanup(timestamp=at)
+        failed = FailedJobRegistry(queue=q)
+        for job_id in failed.get_job_ids():
+            with unscoped():
+                row = db.session.get(JobRun, job_id)
+                tenant_id = row.tenant_id if row is not None else None
+                status = row.status if row is not None else None
+                db.session.rollback()
+            failed.remove(job_id, delete_job=True)
+            if tenant_id is None or status != "queued":
+                continue
+            with tenant_scope(tenant_id):
+                definition = get(row.name) if row is not None else None
+                if definition is None:
+                    continue
+                _record_failure(
+                    job_id,
+                    definition,
+                    (row.attempts if row else 0) + 1,
+                    clock.now(),
+                    time.perf_counter(),
+                    RuntimeError("the worker died while running this job"),
+                )
+            recovered += 1
+    return recovered
+
+
+# -- operator controls (DLQ) ------------------------------------------------------------
+def replay(row: JobRun, payload: dict[str, Any] | None = None) -> JobRun:
+    """Run a dead, discarded or succeeded job again with a fresh set of attempts."""
+    if row.status not in {"dead", "discarded", "succeeded"}:
+        raise ValueError(f"a {row.status} job cannot be replayed")
+    if payload is not None:
+        row.payload = payload
+    allowed = int((row.history or {}).get("max_attempts") or 1 + get(row.name).retries)
+    row.status, row.run_at, row.error = "scheduled", clock.now(), None
+    row.max_attempts = row.attempts + allowed
+    history = dict(row.history or {})
+    history["replays"] = [*history.get("replays", []), clock.now().isoformat() + "Z"]
+    row.history = history
+    return row
+
+
+def discard(row: JobRun) -> JobRun:
+    if row.status in {"succeeded", "discarded"}:
+        raise ValueError(f"a {row.status} job cannot be discarded")
+    row.status, row.finished_at = "discarded", clock.now()
+    return row

@@ -1,0 +1,166 @@
+"""Studio sign-in: Flask-Login over the kernel's server-side sessions (kind "studio").
+
+The cookie carries the session token (signed by Flask); the server keeps only its hash,
+so signing out or revoking a session in the database ends it everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from flask import current_app, session
+from flask_login import LoginManager, UserMixin, login_user
+from sqlalchemy import select
+
+from bunbase import identity, tenancy_cache
+from bunbase.context import TenantRef
+from bunbase.db import db, write_intent
+from bunbase.models import AuthSession, User
+from bunbase.tenancy import tenant_scope, unscoped
+
+login_manager = LoginManager()
+login_manager.login_view = "studio.login"
+login_manager.login_message = "Sign in to continue."
+login_manager.login_message_category = "info"
+
+STUDIO_TTL = timedelta(hours=12)
+
+
+@dataclass
+class StudioUser(UserMixin):  # type: ignore[misc]
+    token: str
+    session_id: str
+    user_id: str
+    email: str
+    name: str
+    home_tenant_id: str
+    is_tenant_admin: bool
+    is_platform_operator: bool
+
+    def get_id(self) -> str:
+        return self.token
+
+
+class LoginError(Exception):
+    pass
+
+
+@login_manager.user_loader
+def load_user(token: str) -> StudioUser | None:
+    with unscoped():
+        record = db.session.scalar(
+            select(AuthSession).where(AuthSession.token_hash == identity.token_hash(token))
+        )
+        if record is None or record.kind != "studio":
+            return None
+        with tenant_scope(record.tenant_id):
+            live = identity.find_session(db.session, token)
+        if live is None or not live.user.can_use_studio:
+            return None
+        user = live.user
+        return StudioUser(
+            token,
+            live.id,
+            user.id,
+            user.email,
+            user.name,
+            user.tenant_id,
+            user.is_tenant_admin,
+            user.is_platform_operator,
+        )
+
+
+def _candidates(email: str, workspace: str) -> list[User]:
+    with unscoped():
+        stmt = select(User).where(User.email == email)
+        if workspace:
+            ref = tenancy_cache.lookup(workspace)
+            if ref is None:
+                raise LoginError("No workspace with that name.")
+            stmt = stmt.where(User.tenant_id == ref.id)
+        return list(db.session.scalars(stmt))
+
+
+def sign_in(email: str, password: str, workspace: str, ip: str | None, agent: str | None) -> None:
+    """Verify the credentials, open a fresh Studio session and rotate the cookie."""
+    email, workspace = email.strip().lower(), workspace.strip().lower()
+    users = _candidates(email, workspace)
+    if len(users) > 1:
+        raise LoginError("This email is in several workspaces: enter the workspace too.")
+    user = users[0] if users else None
+    attempt = _reserve(user.tenant_id if user else "-", email, ip)
+    if not identity.verify_password(user, password) or user is None:
+        raise LoginError("Email or password is incorrect.")
+    if not user.can_use_studio:
+        raise LoginError("This account cannot use Studio.")
+    if attempt is not None:
+        from modules.auth import throttle
+
+        throttle.succeeded(attempt)
+    db.session.rollback()  # end the read; the write below takes the write lock
+    with tenant_scope(user.tenant_id), write_intent():
+        user = db.session.get(User, user.id)
+        assert user is not None
+        token, record = identity.create_session(
+            db.session, user, ttl=STUDIO_TTL, kind="studio", ip=ip, user_agent=agent
+        )
+        from bunbase.models import AuditEntry
+
+        db.session.add(
+            AuditEntry(
+                tenant_id=user.tenant_id,
+                actor_type="user",
+                actor_id=user.id,
+                action="studio.session.login",
+                target_type="user",
+                target_id=user.id,
+                ip=ip,
+                decision="allowed: password",
+            )
+        )
+        db.session.commit()
+        studio_user = StudioUser(
+            token,
+            record.id,
+            user.id,
+            user.email,
+            user.name,
+            user.tenant_id,
+            user.is_tenant_admin,
+            user.is_platform_operator,
+        )
+    session.clear()  # a new cookie session on every sign-in (no fixation)
+    login_user(studio_user)
+    session["tenant_id"] = studio_user.home_tenant_id
+
+
+def _reserve(tenant_id: str, email: str, ip: str | None) -> object | None:
+    """The same brute-force limits as the API login, when the auth module is loaded."""
+    try:
+        from modules.auth import throttle
+    except ImportError:
+        return None
+    try:
+        return throttle.reserve(tenant_id, email, ip)
+    except throttle.LockedOut as err:
+        raise LoginError(f"Too many failed sign-ins. Try again in {err.retry_after} seconds.") from None
+
+
+def sign_out(user: StudioUser) -> None:
+    with tenant_scope(user.home_tenant_id), write_intent():
+        record = db.session.get(AuthSession, user.session_id)
+        if record is not None:
+            identity.revoke(record)
+            db.session.commit()
+
+
+def current_tenant(user: StudioUser) -> TenantRef:
+    """The tenant Studio is looking at: operators may switch, admins see their own."""
+    wanted = session.get("tenant_id") if user.is_platform_operator else None
+    ref = tenancy_cache.lookup(wanted) if wanted else None
+    return ref or tenancy_cache.tenant_ref(user.home_tenant_id)
+
+
+def studio_app_settings() -> object:
+    return current_app.extensions["bunbase"].settings

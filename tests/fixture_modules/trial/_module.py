@@ -1,0 +1,9 @@
+from bunbase import guards, module
+
+module = module(
+    "trial",
+    api_prefix="/trial",
+    guards=[guards.authenticated()],
+    depends_on=["orgs"],
+    description="Test-only billing + email module: the handbook's trial lifecycle.",
+)

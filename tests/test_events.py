@@ -1,0 +1,160 @@
+"""Events: delivered only after the emitter commits, typed payloads, subscribers run once per
+emit through the worker (trigger "event", a recorded delivery), failing ones are retried."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bunbase.clock import clock
+from bunbase.models import ActionRun
+from bunbase.runtime_models import EventDelivery, EventRecord, JobRun
+from bunbase.testing import ApiError, scenario
+from tests.fixture_modules.trial import services as billing
+from tests.helpers import count, rows
+
+EMIT = "trial.event.emit"
+
+
+def flush_runs(app) -> None:
+    app.extensions["bunbase"].buffer.flush()
+
+
+def runs_of(app, name: str) -> list[ActionRun]:
+    flush_runs(app)
+    return rows(app, ActionRun, ActionRun.action_name == name)
+
+
+def kinds(mailbox, address: str) -> list[str]:
+    return [m["X-Bunbase-Kind"] for m in mailbox.to(address)]
+
+
+def test_events_of_a_failing_emitter_are_never_delivered(app, tenant_a, mailbox):
+    s = scenario(app, token=tenant_a.token, tenant=tenant_a.id)
+    with pytest.raises(ApiError) as err:
+        s.api.run(EMIT, {"name": "payment.added", "payload": {"orgId": tenant_a.org_id, "last4": "4242"},
+                         "failAfterEmit": True})
+    assert err.value.status == 409
+    s.worker.drain()
+    assert count(app, EventRecord) == 0
+    assert count(app, EventDelivery) == 0
+    assert count(app, JobRun, JobRun.name == "bunbase.event.deliver") == 0
+    assert runs_of(app, "trial.payment.on_added") == []
+    assert mailbox.to(tenant_a.email) == []
+
+
+def test_a_committed_emit_is_delivered_after_commit(app, tenant_a, mailbox):
+    s = scenario(app, token=tenant_a.token, tenant=tenant_a.id)
+    out = s.api.run(EMIT, {"name": "payment.added",
+                           "payload": {"orgId": tenant_a.org_id, "last4": "4242"}})
+    (event,) = rows(app, EventRecord)
+    assert (event.id, event.name) == (out["eventId"], "payment.added")
+    assert event.payload == {"orgId": tenant_a.org_id, "last4": "4242"}
+    (delivery,) = rows(app, EventDelivery)
+    assert (delivery.subscriber, delivery.status) == ("trial.payment.on_added", "queued")
+    s.worker.drain()
+    (delivery,) = rows(app, EventDelivery)
+    assert (delivery.status, delivery.attempts) == ("delivered", 1)
+    (run,) = runs_of(app, "trial.payment.on_added")
+    assert (run.id, run.trigger_type, run.status, run.actor_id) == (
+        delivery.run_id, "event", "ok", "system")
+    assert run.trace_id == event.trace_id  # the subscriber runs in the emitter's trace
+    assert kinds(mailbox, tenant_a.email) == ["payment-receipt"]
+
+
+@pytest.mark.parametrize("payload", [
+    {"orgId": "org_1", "last4": "12"},      # fails the pattern
+    {"orgId": "org_1"},                     # missing field
+    {"orgId": "org_1", "last4": "1234", "extra": True},  # unknown field
+])
+def test_typed_payloads_reject_bad_data_with_400(app, tenant_a, payload):
+    s = scenario(app, token=tenant_a.token, tenant=tenant_a.id)
+    with pytest.raises(ApiError) as err:
+        s.api.run(EMIT, {"name": "payment.added", "payload": payload})
+    assert err.value.status == 400
+    assert err.value.body["error"]["code"] == "validation_error"
+    assert count(app, EventRecord) == 0
+
+
+def test_untyped_events_without_subscribers_are_just_recorded(app, tenant_a):
+    s = scenario(app, token=tenant_a.token, tenant=tenant_a.id)
+    s.api.run(EMIT, {"name": "tests.anything", "payload": {"free": ["form"]}})
+    s.worker.drain()
+    (event,) = rows(app, EventRecord)
+    assert event.payload == {"free": ["form"]}
+    assert count(app, EventDelivery) == 0
+
+
+def test_ticket_created_subscriber_runs_once_per_emit_through_the_worker(app, tenant_a, mailbox):
+    s = scenario(app, token=tenant_a.token, tenant=tenant_a.id)
+    ids = [s.api.run("support.ticket.create", tenant_a.ticket(subject=f"Ticket {i}", priority="low"))
+           ["ticketId"] for i in range(2)]
+    events = rows(app, EventRecord, EventRecord.name == "ticket.created")
+    assert sorted(e.payload["ticketId"] for e in events) == sorted(ids)
+    assert {e.payload["priority"] for e in events} == {"low"}
+    assert runs_of(app, "support.ticket.on_created") == []  # not inline: through the worker
+    s.worker.drain()
+    s.worker.drain()
+    deliveries = rows(app, EventDelivery)
+    assert len(deliveries) == 2
+    assert {(d.subscriber, d.status, d.attempts) for d in deliveries} == {
+        ("support.ticket.on_created", "delivered", 1)}
+    runs = runs_of(app, "support.ticket.on_created")
+    assert sorted(r.id for r in runs) == sorted(d.run_id for d in deliveries)
+    assert {r.trigger_type for r in runs} == {"event"}
+    assert len(mailbox.to(tenant_a.email)) == 2
+
+
+def test_a_failing_subscriber_is_retried_and_its_delivery_shows_the_attempts(
+        app, tenant_a, mailbox, monkeypatch):
+    calls: list[str] = []
+    real = billing.send_receipt
+
+    def flaky(ctx: Any, org_id: str, last4: str) -> str:
+        calls.append(last4)
+        if len(calls) <= 2:
+            raise ConnectionError("the mail relay is down")
+        return real(ctx, org_id, last4)
+
+    monkeypatch.setattr(billing, "send_receipt", flaky)
+    s = scenario(app, token=tenant_a.token, tenant=tenant_a.id)
+    s.api.run(EMIT, {"name": "payment.added", "payload": {"orgId": tenant_a.org_id, "last4": "4242"}})
+    s.worker.drain()
+    (delivery,) = rows(app, EventDelivery)
+    assert (delivery.status, delivery.attempts) == ("failed", 1)
+    assert "internal" in (delivery.error or "")
+    (job,) = rows(app, JobRun, JobRun.name == "bunbase.event.deliver")
+    assert job.status == "retrying"
+    for _ in range(2):
+        clock.advance("1h")  # past the backoff
+        s.worker.drain()
+    (delivery,) = rows(app, EventDelivery)
+    assert (delivery.status, delivery.attempts, delivery.error) == ("delivered", 3, None)
+    assert calls == ["4242"] * 3
+    runs = runs_of(app, "trial.payment.on_added")
+    assert sorted(r.status for r in runs) == ["error", "error", "ok"]
+    assert delivery.run_id == next(r.id for r in runs if r.status == "ok")
+    assert kinds(mailbox, tenant_a.email) == ["payment-receipt"]  # at least once, here once
+    (job,) = rows(app, JobRun, JobRun.name == "bunbase.event.deliver")
+    assert (job.status, job.attempts) == ("succeeded", 3)
+
+
+def test_a_subscriber_that_rejects_the_event_is_not_retried(app, tenant_a):
+    s = scenario(app, token=tenant_a.token, tenant=tenant_a.id)
+    # an org that does not exist: the receipt's owner lookup is a 404 (a client error)
+    s.api.run(EMIT, {"name": "payment.added", "payload": {"orgId": "org_gone", "last4": "4242"}})
+    s.worker.drain()
+    (delivery,) = rows(app, EventDelivery)
+    assert (delivery.status, delivery.attempts) == ("failed", 1)
+    (job,) = rows(app, JobRun, JobRun.name == "bunbase.event.deliver")
+    assert (job.status, job.attempts) == ("dead", 1)
+
+
+def test_event_handlers_refuse_to_be_run_by_hand(app, tenant_a):
+    s = scenario(app, token=tenant_a.token, tenant=tenant_a.id)
+    with pytest.raises(ApiError) as err:
+        s.api.run("support.ticket.on_created", {"ticketId": "tkt_x", "orgId": tenant_a.org_id,
+                                                "subject": "spoofed", "priority": "high"})
+    assert err.value.status == 403
+    assert count(app, JobRun, JobRun.name == "support.ticket.notify_assignee") == 0

@@ -1,0 +1,165 @@
+"""Idempotency keys: replay, scope (tenant + actor + action), retention, concurrency."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from bunbase.clock import clock
+from bunbase.models import IdempotencyRecord
+from modules.support.models import Ticket
+from tests.helpers import assert_failure, assert_success, count
+
+TICKETS = "/v1/support/tickets"
+
+
+def test_same_key_same_body_replays_without_running_again(app, client, tenant_a):
+    headers = tenant_a.headers(**{"Idempotency-Key": "k-1"})
+    first = client.post(TICKETS, json=tenant_a.ticket(), headers=headers)
+    assert_success(first)
+    assert "Idempotent-Replayed" not in first.headers
+    second = client.post(TICKETS, json=tenant_a.ticket(), headers=headers)
+    assert second.status_code == first.status_code
+    assert second.headers["Idempotent-Replayed"] == "true"
+    assert second.get_json() == first.get_json()  # same ticketId, run_id and trace_id
+    assert count(app, Ticket) == 1
+
+
+def test_replay_also_works_on_the_generic_route(app, client, tenant_a):
+    headers = tenant_a.headers(**{"Idempotency-Key": "k-generic"})
+    url = "/v1/actions/support.ticket.create/run"
+    first = client.post(url, json=tenant_a.ticket(), headers=headers)
+    second = client.post(url, json=tenant_a.ticket(), headers=headers)
+    assert second.headers["Idempotent-Replayed"] == "true"
+    assert second.get_json()["data"] == first.get_json()["data"]
+    assert count(app, Ticket) == 1
+
+
+def test_without_a_key_every_request_runs(app, client, tenant_a):
+    for _ in range(2):
+        assert client.post(TICKETS, json=tenant_a.ticket(), headers=tenant_a.headers()).status_code == 200
+    assert count(app, Ticket) == 2
+    assert count(app, IdempotencyRecord) == 0
+
+
+def test_key_is_scoped_by_tenant(app, client, tenant_a, tenant_b):
+    a = client.post(TICKETS, json=tenant_a.ticket(),
+                    headers=tenant_a.headers(**{"Idempotency-Key": "shared"}))
+    b = client.post(TICKETS, json=tenant_b.ticket(),
+                    headers=tenant_b.headers(**{"Idempotency-Key": "shared"}))
+    assert_success(a)
+    assert_success(b)
+    assert "Idempotent-Replayed" not in b.headers
+    assert a.get_json()["data"]["ticketId"] != b.get_json()["data"]["ticketId"]
+    assert count(app, Ticket, Ticket.tenant_id == tenant_a.id) == 1
+    assert count(app, Ticket, Ticket.tenant_id == tenant_b.id) == 1
+
+
+def test_key_is_scoped_by_action(app, client, tenant_a):
+    headers = tenant_a.headers(**{"Idempotency-Key": "same-key"})
+    created = client.post(TICKETS, json=tenant_a.ticket(), headers=headers)
+    assert_success(created)
+    # a different body on a different action is not a mismatch: it is another scope
+    other = client.post("/v1/actions/testkit.job.enqueue/run", json={"note": "n"}, headers=headers)
+    body = assert_success(other)
+    assert "Idempotent-Replayed" not in other.headers
+    assert body["data"] == {"ok": True}
+    assert count(app, IdempotencyRecord) == 2
+
+
+def test_key_is_scoped_by_actor(app, client, tenant_a):
+    from sqlalchemy import select
+
+    from bunbase import identity
+    from bunbase.db import db
+    from bunbase.models import User
+    from bunbase.tenancy import tenant_scope
+
+    with app.app_context(), tenant_scope(tenant_a.id):
+        pw_hash = identity.hash_password("pw-2")
+        db.session.add(User(email="second@alpha.test", password_hash=pw_hash))
+        db.session.commit()
+        db.session.remove()
+    login = client.post("/v1/auth/login", json={"email": "second@alpha.test", "password": "pw-2"},
+                        headers={"X-Tenant-Id": tenant_a.slug})
+    token = assert_success(login)["data"]["token"]
+    first = client.post(TICKETS, json=tenant_a.ticket(), headers=tenant_a.headers(**{"Idempotency-Key": "k"}))
+    from modules.rbac import services as rbac
+
+    with app.app_context(), tenant_scope(tenant_a.id):
+        second_id = db.session.scalar(select(User.id).where(User.email == "second@alpha.test"))
+        rbac.bind(db.session, tenant_a.id, tenant_a.org_id, second_id,
+                  rbac.role_by_key(db.session, "member"))
+        db.session.commit()
+        db.session.remove()
+    second = client.post(TICKETS, json=tenant_a.ticket(), headers={
+        "Authorization": f"Bearer {token}", "X-Tenant-Id": tenant_a.id, "Idempotency-Key": "k"})
+    assert_success(first)
+    assert_success(second)
+    assert "Idempotent-Replayed" not in second.headers
+    assert count(app, Ticket) == 2
+
+
+def test_keys_are_kept_at_least_24_hours(app, client, tenant_a):
+    headers = tenant_a.headers(**{"Idempotency-Key": "k-ttl"})
+    first = client.post(TICKETS, json=tenant_a.ticket(), headers=headers)
+    clock.advance("23h")
+    again = client.post(TICKETS, json=tenant_a.ticket(), headers=headers)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.get_json() == first.get_json()
+    assert count(app, Ticket) == 1
+
+
+def test_expired_key_runs_the_request_again(app, client, tenant_a):
+    headers = tenant_a.headers(**{"Idempotency-Key": "k-expired"})
+    first = client.post(TICKETS, json=tenant_a.ticket(), headers=headers)
+    clock.advance("25h")
+    again = client.post(TICKETS, json=tenant_a.ticket(), headers=headers)
+    assert_success(again)
+    assert "Idempotent-Replayed" not in again.headers
+    assert again.get_json()["data"]["ticketId"] != first.get_json()["data"]["ticketId"]
+    assert count(app, Ticket) == 2
+    assert count(app, IdempotencyRecord) == 1
+
+
+def test_failed_request_releases_its_key(app, client, tenant_a):
+    headers = tenant_a.headers(**{"Idempotency-Key": "k-fail"})
+    url = "/v1/actions/testkit.fail.after_write/run"
+    for _ in range(2):  # the retry runs again (no replay of the failure, no 409)
+        resp = client.post(url, json={"mode": "typed"}, headers=headers)
+        assert_failure(resp, 409, "conflict")
+        assert "Idempotent-Replayed" not in resp.headers
+    assert count(app, IdempotencyRecord) == 0
+
+
+def test_validation_failure_does_not_claim_the_key(app, client, tenant_a):
+    headers = tenant_a.headers(**{"Idempotency-Key": "k-invalid"})
+    assert_failure(client.post(TICKETS, json=tenant_a.ticket(subject="x"), headers=headers), 400,
+                   "validation_error")
+    assert_success(client.post(TICKETS, json=tenant_a.ticket(), headers=headers))
+    assert count(app, Ticket) == 1
+
+
+def test_50_concurrent_identical_requests_create_one_ticket(app, tenant_a):
+    n = 50
+    headers = tenant_a.headers(**{"Idempotency-Key": "burst-1"})
+    barrier = threading.Barrier(n)
+
+    def call(_i: int):
+        c = app.test_client()
+        barrier.wait()
+        return c.post(TICKETS, json=tenant_a.ticket(), headers=headers)
+
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        responses = list(pool.map(call, range(n)))
+
+    assert count(app, Ticket) == 1
+    ok = [r for r in responses if r.status_code == 200]
+    conflicts = [r for r in responses if r.status_code == 409]
+    assert len(ok) + len(conflicts) == n, sorted({r.status_code for r in responses})
+    assert ok, "at least the first request succeeds"
+    assert len({r.get_json()["data"]["ticketId"] for r in ok}) == 1
+    assert sum(1 for r in ok if "Idempotent-Replayed" not in r.headers) == 1
+    for r in conflicts:
+        assert_failure(r, 409, "idempotency_conflict")
+    assert count(app, IdempotencyRecord) == 1

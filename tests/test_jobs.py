@@ -1,0 +1,268 @@
+"""Jobs: outbox dispatch, retries with backoff, DLQ and replay, idempotent enqueue,
+per-tenant concurrency, priorities, and recovery of a job whose worker was killed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from bunbase import jobs, redis_conn
+from bunbase.clock import clock
+from bunbase.context import SYSTEM, Context
+from bunbase.db import db
+from bunbase.ids import new_id, new_trace_id
+from bunbase.jobs import PermanentError, enqueue, job
+from bunbase.models import OutboxItem
+from bunbase.runtime_models import JobRun
+from bunbase.tenancy import tenant_scope
+from bunbase.tenancy_cache import tenant_ref
+from bunbase.testing import Worker
+from modules.support.models import Ticket
+from tests.helpers import count, recorded_jobs
+
+CALLS: dict[str, int] = {}
+
+
+@job("tests.chain")
+def chain(payload: dict[str, Any], ctx: Context) -> None:
+    """A job that queues another job through the outbox."""
+    enqueue(ctx, "testkit.record", {"note": payload["note"]})
+
+
+@job("tests.write_then_fail", retries=0)
+def write_then_fail(payload: dict[str, Any], ctx: Context) -> None:
+    from modules.support import services
+
+    services.create_ticket(ctx, org_id="o", subject="from job", body="never committed", priority="low")
+    enqueue(ctx, "testkit.record", {"note": "never"})
+    raise RuntimeError("job failed after writing")
+
+
+@job("tests.flaky", retries=3, backoff=10)
+def flaky(payload: dict[str, Any], ctx: Context) -> dict[str, int]:
+    key = payload["key"]
+    CALLS[key] = CALLS.get(key, 0) + 1
+    if CALLS[key] <= payload["fail_times"]:
+        raise ConnectionError(f"transient failure {CALLS[key]}")
+    return {"calls": CALLS[key]}
+
+
+@job("tests.permanent", retries=5)
+def permanent(payload: dict[str, Any], ctx: Context) -> None:
+    raise PermanentError("the card was declined")
+
+
+def _enqueue(app, tenant_id: str, name: str, payload: dict[str, Any], **options: Any) -> str:
+    """Enqueue as a job would from an action: in a transaction, dispatched after commit."""
+    from bunbase.db import write_intent
+    from bunbase.outbox import dispatch
+
+    # like a mutating action: take the SQLite write lock up front (BEGIN IMMEDIATE), or
+    # the read-then-insert races the buffered writer's commits (SQLITE_BUSY_SNAPSHOT)
+    with app.app_context(), tenant_scope(tenant_id), write_intent():
+        ctx = Context(tenant=tenant_ref(tenant_id), actor=SYSTEM, trace_id=new_trace_id(),
+                      run_id=new_id("run"), db=db.session, trigger="test")
+        job_id = enqueue(ctx, name, payload, **options)
+        db.session.commit()
+        dispatch(ctx.outbox.items)
+        db.session.remove()
+    return job_id
+
+
+def _row(app, job_id: str) -> JobRun:
+    with app.app_context(), tenant_scope(_tenant_of(app, job_id)):
+        row = db.session.get(JobRun, job_id)
+        assert row is not None
+        db.session.expunge(row)
+        return row
+
+
+def _tenant_of(app, job_id: str) -> str:
+    from bunbase.tenancy import unscoped
+
+    with app.app_context(), unscoped():
+        tenant_id = db.session.scalar(select(JobRun.tenant_id).where(JobRun.id == job_id))
+        assert tenant_id is not None
+        return tenant_id
+
+
+def test_job_enqueued_from_a_job_is_dispatched_and_its_outbox_row_removed(app, tenant_a):
+    first = _enqueue(app, tenant_a.id, "tests.chain", {"note": "chained"})
+    Worker(app).drain()
+    assert _row(app, first).status == "succeeded"
+    assert [r.split(":")[1] for r in recorded_jobs()] == ["chained"]
+    assert count(app, OutboxItem) == 0
+
+
+def test_failing_job_rolls_back_its_writes_and_outbox(app, tenant_a):
+    job_id = _enqueue(app, tenant_a.id, "tests.write_then_fail", {})
+    Worker(app).drain()
+    row = _row(app, job_id)
+    assert row.status == "dead"
+    assert "job failed after writing" in (row.error or "")
+    assert count(app, Ticket) == 0
+    assert count(app, OutboxItem) == 0
+    assert recorded_jobs() == []
+
+
+def test_transient_failures_retry_with_growing_backoff_then_succeed(app, tenant_a):
+    job_id = _enqueue(app, tenant_a.id, "tests.flaky", {"key": new_id("k"), "fail_times": 2})
+    worker = Worker(app)
+    worker.drain()
+    row = _row(app, job_id)
+    assert row.status == "retrying" and row.attempts == 1
+    first_wait = (row.run_at - clock.now()).total_seconds()
+    assert 5 <= first_wait <= 10.5  # base 10 s, full jitter in [base/2, base]
+    clock.advance("11s")
+    worker.drain()
+    row = _row(app, job_id)
+    assert row.status == "retrying" and row.attempts == 2
+    second_wait = (row.run_at - clock.now()).total_seconds()
+    assert 10 <= second_wait <= 20.5  # doubled
+    clock.advance("21s")
+    worker.drain()
+    row = _row(app, job_id)
+    assert row.status == "succeeded" and row.attempts == 3
+    assert [a["status"] for a in row.history["attempts"]] == ["retrying", "retrying", "succeeded"]
+    assert "transient failure 1" in row.history["attempts"][0]["error"]
+
+
+def test_out_of_retries_goes_to_the_dlq_and_replay_runs_it_again(app, tenant_a):
+    key = new_id("k")
+    job_id = _enqueue(app, tenant_a.id, "tests.flaky", {"key": key, "fail_times": 4}, retries=1)
+    worker = Worker(app)
+    worker.drain()
+    clock.advance("1h")
+    worker.drain()
+    row = _row(app, job_id)
+    assert row.status == "dead" and row.attempts == 2
+    assert len(row.history["attempts"]) == 2
+    with app.app_context(), tenant_scope(tenant_a.id):
+        jobs.replay(db.session.get(JobRun, job_id))
+        db.session.commit()
+    worker.drain()
+    clock.advance("1h")
+    worker.drain()
+    row = _row(app, job_id)
+    assert row.status == "dead"  # fails twice more (calls 3 and 4)
+    with app.app_context(), tenant_scope(tenant_a.id):
+        jobs.replay(db.session.get(JobRun, job_id))
+        db.session.commit()
+    worker.drain()
+    row = _row(app, job_id)
+    assert row.status == "succeeded" and CALLS[key] == 5
+    assert len(row.history["replays"]) == 2
+
+
+def test_permanent_error_skips_retries(app, tenant_a):
+    job_id = _enqueue(app, tenant_a.id, "tests.permanent", {})
+    Worker(app).drain()
+    row = _row(app, job_id)
+    assert row.status == "dead" and row.attempts == 1
+    assert "the card was declined" in (row.error or "")
+
+
+def test_discard_removes_a_job_from_the_dlq(app, tenant_a):
+    job_id = _enqueue(app, tenant_a.id, "tests.permanent", {})
+    Worker(app).drain()
+    with app.app_context(), tenant_scope(tenant_a.id):
+        jobs.discard(db.session.get(JobRun, job_id))
+        db.session.commit()
+    assert _row(app, job_id).status == "discarded"
+
+
+def test_idempotency_key_queues_a_job_once(app, tenant_a):
+    first = _enqueue(app, tenant_a.id, "testkit.record", {"note": "once"}, idempotency_key="k-1")
+    second = _enqueue(app, tenant_a.id, "testkit.record", {"note": "once"}, idempotency_key="k-1")
+    other_tenant_same_key = first != _enqueue(app, tenant_a.id, "testkit.record", {"note": "x"},
+                                              idempotency_key="k-2")
+    assert first == second and other_tenant_same_key
+    Worker(app).drain()
+    assert [r.split(":")[1] for r in recorded_jobs()].count("once") == 1
+
+
+def test_delay_holds_a_job_until_the_clock_reaches_it(app, tenant_a):
+    job_id = _enqueue(app, tenant_a.id, "testkit.record", {"note": "later"}, delay="2h")
+    worker = Worker(app)
+    worker.drain()
+    assert _row(app, job_id).status == "scheduled" and recorded_jobs() == []
+    clock.advance("2h")
+    worker.drain()
+    assert _row(app, job_id).status == "succeeded"
+    assert [r.split(":")[1] for r in recorded_jobs()] == ["later"]
+
+
+def test_invalid_payload_is_refused_at_enqueue(app, tenant_a):
+    from pydantic import BaseModel
+
+    from bunbase.errors import ValidationFailed
+
+    class Ping(BaseModel):
+        n: int
+
+    job("tests.typed", payload=Ping)(lambda payload, ctx: None)
+    with pytest.raises(ValidationFailed):
+        _enqueue(app, tenant_a.id, "tests.typed", {"n": "not a number"})
+
+
+def test_per_tenant_concurrency_defers_only_the_busy_tenant(app, tenant_a, tenant_b, monkeypatch):
+    monkeypatch.setattr(jobs, "tenant_concurrency", 1)
+    # a job of tenant A is running elsewhere and holds A's only slot
+    assert jobs._acquire_slot(tenant_a.id, "job_elsewhere", 60)
+    a_job = _enqueue(app, tenant_a.id, "testkit.record", {"note": "a"})
+    b_job = _enqueue(app, tenant_b.id, "testkit.record", {"note": "b"})
+    Worker(app).drain()
+    assert _row(app, b_job).status == "succeeded"
+    assert _row(app, a_job).status == "scheduled"  # deferred, not lost
+    jobs._release_slot(tenant_a.id, "job_elsewhere")
+    clock.advance("2s")
+    Worker(app).drain()
+    assert _row(app, a_job).status == "succeeded"
+
+
+def test_high_priority_queue_is_served_first(app, tenant_a):
+    low = _enqueue(app, tenant_a.id, "testkit.record", {"note": "low"}, priority="low")
+    high = _enqueue(app, tenant_a.id, "testkit.record", {"note": "high"}, priority="high")
+    Worker(app).drain()
+    assert {_row(app, low).status, _row(app, high).status} == {"succeeded"}
+    assert [r.split(":")[1] for r in recorded_jobs()] == ["high", "low"]
+
+
+def test_job_of_a_killed_worker_is_recovered_and_retried(app, tenant_a, tmp_path):
+    marker = tmp_path / "started"
+    job_id = _enqueue(app, tenant_a.id, "testkit.sleep", {"marker": str(marker), "seconds": 30})
+    settings = app.extensions["bunbase"].settings
+    env = dict(os.environ, DATABASE_URL=settings.resolved_database_url(), REDIS_URL=redis_conn.url(),
+               BUNBASE_INSTANCE_DIR=str(settings.instance_dir),
+               BUNBASE_EXTRA_MODULES="tests.fixture_modules",
+               BUNBASE_LOG_LEVEL="CRITICAL")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", "app", "bunbase", "worker", "--burst"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not marker.exists():
+            assert time.monotonic() < deadline, "the worker never started the job"
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert _row(app, job_id).status == "queued"  # lost in flight, for now
+    with app.app_context():
+        recovered = jobs.recover_abandoned(at=time.time() + 3600)
+    assert recovered == 1
+    row = _row(app, job_id)
+    assert row.status == "retrying" and "worker died" in (row.error or "")
+    clock.advance("1h")
+    Worker(app).drain()  # the marker exists now, so the retry finishes at once
+    assert _row(app, job_id).status == "succeeded"
