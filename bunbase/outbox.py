@@ -17,7 +17,7 @@ import structlog
 from sqlalchemy import delete, select, update
 
 from bunbase.clock import clock
-from bunbase.db import db
+from bunbase.db import db, write_intent
 from bunbase.models import OutboxItem
 from bunbase.tenancy import unscoped
 
@@ -61,7 +61,7 @@ def dispatch(items: Iterable[Effect]) -> int:
         except Exception as exc:  # noqa: BLE001 - kept for the relay
             log.warning("outbox dispatch failed", outbox_id=item.id, kind=item.kind, error=str(exc))
             failed[item.id] = f"{type(exc).__name__}: {exc}"
-    with unscoped():
+    with unscoped(), write_intent():
         if done:
             db.session.execute(delete(OutboxItem).where(OutboxItem.id.in_(done)))
         for item_id, error in failed.items():

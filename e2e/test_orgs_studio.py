@@ -18,7 +18,7 @@ from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
 from bunbase import identity
-from bunbase.db import db
+from bunbase.db import db, write_intent
 from bunbase.models import AuditEntry, User
 from bunbase.tenancy import tenant_scope
 from bunbase.worker import run_worker
@@ -42,7 +42,7 @@ def shot(page: Page, name: str) -> None:
 
 
 def add_user(app: Flask, tenant_id: str, email_: str, name: str, password: str) -> str:
-    with app.app_context(), tenant_scope(tenant_id):
+    with app.app_context(), tenant_scope(tenant_id), write_intent():
         user = User(tenant_id=tenant_id, email=email_, name=name,
                     password_hash=identity.hash_password(password))
         db.session.add(user)
@@ -238,7 +238,7 @@ def test_custom_role_grid_toggle_and_delete(page: Page, operator: dict, app: Fla
         role_id, member_id = role.id, member.id
         db.session.remove()
     add_user(app, operator["demo"].tenant_id, "sam@demo.test", "Sam", "sam-pass-123")
-    with app.app_context(), tenant_scope(operator["demo"].tenant_id):
+    with app.app_context(), tenant_scope(operator["demo"].tenant_id), write_intent():
         sam = db.session.scalar(select(User).where(User.email == "sam@demo.test"))
         db.session.add(Membership(tenant_id=operator["demo"].tenant_id, org_id=operator["org_id"],
                                   principal_id=sam.id, role_id=role_id))

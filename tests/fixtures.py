@@ -26,7 +26,7 @@ from sqlalchemy.engine import make_url
 from bunbase import redis_conn, tenancy_cache
 from bunbase.clock import clock
 from bunbase.config import Settings
-from bunbase.db import db
+from bunbase.db import db, write_intent
 
 
 @pytest.fixture(scope="session")
@@ -153,7 +153,7 @@ def app(
 
 def _wipe(app: Flask) -> None:
     tables = [t.name for t in reversed(db.metadata.sorted_tables)]
-    with app.app_context():
+    with app.app_context(), write_intent():
         if db.engine.dialect.name == "postgresql":
             # DELETE beats TRUNCATE on a few dozen near-empty tables (no file rewrites);
             # one round trip, children before parents

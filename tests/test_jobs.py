@@ -16,7 +16,7 @@ from sqlalchemy import select
 from bunbase import jobs, redis_conn
 from bunbase.clock import clock
 from bunbase.context import SYSTEM, Context
-from bunbase.db import db
+from bunbase.db import db, write_intent
 from bunbase.ids import new_id, new_trace_id
 from bunbase.jobs import PermanentError, enqueue, job
 from bunbase.models import OutboxItem
@@ -144,7 +144,7 @@ def test_out_of_retries_goes_to_the_dlq_and_replay_runs_it_again(app, tenant_a):
     row = _row(app, job_id)
     assert row.status == "dead" and row.attempts == 2
     assert len(row.history["attempts"]) == 2
-    with app.app_context(), tenant_scope(tenant_a.id):
+    with app.app_context(), tenant_scope(tenant_a.id), write_intent():
         jobs.replay(db.session.get(JobRun, job_id))
         db.session.commit()
     worker.drain()
@@ -152,7 +152,7 @@ def test_out_of_retries_goes_to_the_dlq_and_replay_runs_it_again(app, tenant_a):
     worker.drain()
     row = _row(app, job_id)
     assert row.status == "dead"  # fails twice more (calls 3 and 4)
-    with app.app_context(), tenant_scope(tenant_a.id):
+    with app.app_context(), tenant_scope(tenant_a.id), write_intent():
         jobs.replay(db.session.get(JobRun, job_id))
         db.session.commit()
     worker.drain()
@@ -172,7 +172,7 @@ def test_permanent_error_skips_retries(app, tenant_a):
 def test_discard_removes_a_job_from_the_dlq(app, tenant_a):
     job_id = _enqueue(app, tenant_a.id, "tests.permanent", {})
     Worker(app).drain()
-    with app.app_context(), tenant_scope(tenant_a.id):
+    with app.app_context(), tenant_scope(tenant_a.id), write_intent():
         jobs.discard(db.session.get(JobRun, job_id))
         db.session.commit()
     assert _row(app, job_id).status == "discarded"

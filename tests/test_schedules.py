@@ -266,7 +266,7 @@ def test_action_crons_are_synced_for_every_active_tenant(app, tenant_a, tenant_b
     # an operator's pause survives a sync; a suspended tenant loses its action crons
     paused = next(r for r in found if r.tenant_id == tenant_a.id)
     run_in(app, tenant_a.id, lambda ctx: schedules.pause(schedules.get(ctx.db, paused.id)))
-    with app.app_context():
+    with app.app_context(), write_intent():
         db.session.get(Tenant, tenant_b.id).status = "suspended"
         db.session.commit()
         db.session.remove()
@@ -312,7 +312,7 @@ def test_an_action_cron_runs_the_action_through_the_executor_as_system(app, tena
     (mail,) = digests(mailbox, tenant_a.email)
     assert "1 open tickets" in mail["Subject"]
     # the job id is the idempotency key: replaying the finished job does not run it again
-    with app.app_context(), tenant_scope(tenant_a.id):
+    with app.app_context(), tenant_scope(tenant_a.id), write_intent():
         from bunbase import jobs
 
         jobs.replay(db.session.get(JobRun, job.id))

@@ -111,7 +111,7 @@ def test_a_ticket_closed_within_4h_is_not_escalated(app, tenant_a, mailbox):
     s = scenario(app, token=tenant_a.token, tenant=tenant_a.id)
     tid = s.api.run("support.ticket.create", tenant_a.ticket(priority="high"))["ticketId"]
     s.worker.drain()
-    with app.app_context(), tenant_scope(tenant_a.id):
+    with app.app_context(), tenant_scope(tenant_a.id), write_intent():
         db.session.get(Ticket, tid).status = "closed"
         db.session.commit()
         db.session.remove()

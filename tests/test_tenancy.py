@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from bunbase.db import db
+from bunbase.db import db, write_intent
 from bunbase.models import ActionRun, AuditEntry
 from bunbase.tenancy import TenantRequired, tenant_scope, unscoped
 from modules.support.models import Ticket
@@ -132,7 +132,7 @@ def test_insert_for_another_tenant_raises(app, tenant_a, tenant_b):
 
 def test_scope_filters_queries_and_stamps_new_rows(app, client, tenant_a, tenant_b):
     ticket_b = _create(client, tenant_b)
-    with app.app_context():
+    with app.app_context(), write_intent():
         with tenant_scope(tenant_a.id):
             assert db.session.get(Ticket, ticket_b) is None
             assert db.session.scalars(select(Ticket)).all() == []

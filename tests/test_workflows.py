@@ -144,7 +144,7 @@ def test_a_crash_between_steps_resumes_without_rerunning_finished_steps(app, ten
     # the same advance payload delivered again (a redelivery after the crash): a is not re-run
     again = run_in(app, tenant_a.id, lambda ctx: workflows.advance.handler(first.payload, ctx))
     assert again == {"skipped": True}
-    with app.app_context(), tenant_scope(tenant_a.id):
+    with app.app_context(), tenant_scope(tenant_a.id), write_intent():
         jobs.replay(db.session.get(JobRun, first.id))
         db.session.commit()
     # b crashes once mid-step (its writes roll back) and is retried

@@ -7,6 +7,7 @@ executor as them (trigger "web"), or they decline with `orgs.invitation.decline`
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,7 +19,7 @@ from sqlalchemy import select
 from bunbase import api, identity, tenancy_cache
 from bunbase.clock import clock
 from bunbase.context import ANONYMOUS, Actor, TenantRef
-from bunbase.db import db
+from bunbase.db import db, write_intent
 from bunbase.executor import Call, Outcome
 from bunbase.models import User
 from bunbase.redis_conn import rate_limiter
@@ -101,7 +102,9 @@ def _actor(user: User) -> Actor:
 
 def _user_actor(tenant: TenantRef, email: str, password: str | None) -> Actor | None:
     """The user of the invitation's workspace; with a password, only if it is right."""
-    with tenant_scope(tenant.id):
+    # with a password the hash may be upgraded: take the SQLite write lock before the read
+    db.session.rollback()
+    with tenant_scope(tenant.id), write_intent() if password is not None else nullcontext():
         user = db.session.scalar(select(User).where(User.email == email.strip().lower()))
         if password is not None:
             if not identity.verify_password(user, password) or user is None:
