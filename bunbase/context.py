@@ -156,6 +156,15 @@ class Outbox:
         self.items.append(effect)
         return effect
 
+    def after_commit(self, kind: str, payload: dict[str, Any]) -> Effect:
+        """An effect with no outbox row, for callers whose own rows already say what is
+        owed (a queued job row): dispatched after commit, re-sent by their own relay."""
+        dispatcher_for(kind)
+        ctx = self._ctx
+        effect = Effect(new_id("obx"), ctx.tenant.id, kind, payload, ctx.trace_id, durable=False)
+        self.items.append(effect)
+        return effect
+
 
 @dataclass(eq=False)
 class Context:

@@ -19,6 +19,7 @@ from pydantic import ValidationError as PydanticValidationError
 from bunbase import jobs
 from bunbase.clock import clock
 from bunbase.errors import ValidationFailed
+from bunbase.ids import new_id
 from bunbase.runtime_models import EventDelivery, EventRecord
 from bunbase.triggers import EventTrigger
 
@@ -63,6 +64,7 @@ def emit(ctx: Context, name: str, payload: dict[str, Any] | BaseModel) -> EventR
         except PydanticValidationError as exc:
             raise ValidationFailed.from_pydantic(exc) from None
     event = EventRecord(
+        id=new_id("evt"),  # ids made here, not at flush: no round trip until commit
         tenant_id=ctx.tenant.id,
         name=name,
         payload=data,
@@ -71,9 +73,9 @@ def emit(ctx: Context, name: str, payload: dict[str, Any] | BaseModel) -> EventR
         created_at=clock.now(),
     )
     ctx.db.add(event)
-    ctx.db.flush()
     for act in subscribers(name):
         delivery = EventDelivery(
+            id=new_id("dlv"),
             tenant_id=ctx.tenant.id,
             event_id=event.id,
             subscriber=act.name,
@@ -81,7 +83,6 @@ def emit(ctx: Context, name: str, payload: dict[str, Any] | BaseModel) -> EventR
             created_at=clock.now(),
         )
         ctx.db.add(delivery)
-        ctx.db.flush()
         delivery.job_id = jobs.enqueue(
             ctx, "bunbase.event.deliver", {"delivery_id": delivery.id}, source=f"event:{name}"
         )

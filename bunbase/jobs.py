@@ -28,6 +28,7 @@ from flask import Flask
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 from rq import Queue
+from rq.job import Job
 from sqlalchemy import select
 
 from bunbase import redis_conn
@@ -173,7 +174,8 @@ def enqueue(
         )
     )
     if when is None:
-        ctx.outbox.add("job", {"job_id": job_id, "queue": queue_name})
+        # no outbox row: the queued job row is the durable record (see relay_lost)
+        ctx.outbox.after_commit("job", {"job_id": job_id, "queue": queue_name})
     return job_id
 
 
@@ -212,21 +214,37 @@ def job_row(
 
 
 def _push(job_id: str, tenant_id: str, queue_name: str) -> None:
-    queue(queue_name).enqueue_call(
-        run_job,
-        args=(job_id, tenant_id),
-        job_id=job_id,
-        timeout=-1,
-        result_ttl=0,
-        failure_ttl=7 * 86400,
-    )
+    _push_many([(job_id, tenant_id, queue_name)])
+
+
+def _push_many(items: list[tuple[str, str, str]]) -> None:
+    """Hand jobs to RQ, each queue's share in one pipelined round trip."""
+    by_queue: dict[str, list[tuple[str, str]]] = {}
+    for job_id, tenant_id, queue_name in items:
+        by_queue.setdefault(queue_name, []).append((job_id, tenant_id))
+    for queue_name, jobs_ in by_queue.items():
+        q = queue(queue_name)
+        if len(jobs_) == 1:
+            job_id, tenant_id = jobs_[0]
+            q.enqueue_call(run_job, args=(job_id, tenant_id), job_id=job_id, timeout=-1,
+                           result_ttl=0, failure_ttl=7 * 86400)
+            continue
+        q.enqueue_many([
+            Queue.prepare_data(run_job, args=(job_id, tenant_id), job_id=job_id, timeout=-1,
+                               result_ttl=0, failure_ttl=7 * 86400)
+            for job_id, tenant_id in jobs_
+        ])
 
 
 def _dispatch_job(effect: Effect) -> None:
     _push(effect.payload["job_id"], effect.tenant_id, effect.payload.get("queue", "default"))
 
 
-register_dispatcher("job", _dispatch_job)
+def _dispatch_jobs(effects: list[Effect]) -> None:
+    _push_many([(e.payload["job_id"], e.tenant_id, e.payload.get("queue", "default")) for e in effects])
+
+
+register_dispatcher("job", _dispatch_job, batch=_dispatch_jobs)
 
 
 class JobsFacade:
@@ -291,7 +309,9 @@ def _run(job_id: str, tenant_id: str) -> str:
     from bunbase import tenancy_cache
     from bunbase.context import SYSTEM, Context
 
-    row = db.session.get(JobRun, job_id)
+    # the row lock makes a job delivered twice (a relay re-send) run once: the second
+    # delivery waits here, then sees the first one's outcome (SQLite: the write lock)
+    row = db.session.get(JobRun, job_id, with_for_update=True)
     if row is None or row.status in TERMINAL or row.status == "scheduled":
         db.session.rollback()
         return "skipped"
@@ -420,9 +440,36 @@ def enqueue_due(limit: int = 500) -> int:
         for r in rows:
             r.status = "queued"
         db.session.commit()
-    for job_id, tenant_id, queue_name in due:
-        _push(job_id, tenant_id, queue_name)
+    if due:
+        _push_many(due)
     return len(due)
+
+
+def relay_lost(older_than: timedelta = timedelta(seconds=30), limit: int = 500) -> int:
+    """Re-send queued jobs that RQ does not hold: their transaction committed but the
+    process died (or Redis was away) before the push. Running the same job id twice is
+    harmless: `run_job` skips a job whose row is no longer queued."""
+    cutoff = clock.now() - older_than
+    with unscoped():
+        rows = db.session.execute(
+            select(JobRun.id, JobRun.tenant_id, JobRun.queue)
+            .where(JobRun.status == "queued", JobRun.created_at <= cutoff)
+            .order_by(JobRun.created_at)
+            .limit(limit)
+        ).all()
+        db.session.rollback()
+    if not rows:
+        return 0
+    conn = redis_conn.client()
+    pipe = conn.pipeline(transaction=False)
+    for row in rows:
+        pipe.exists(Job.key_for(row.id))
+    held = pipe.execute()
+    lost = [(r.id, r.tenant_id, r.queue) for r, present in zip(rows, held, strict=True) if not present]
+    if lost:
+        log.warning("re-sending queued jobs that RQ lost", count=len(lost))
+        _push_many(lost)
+    return len(lost)
 
 
 def recover_abandoned(at: float | None = None) -> int:

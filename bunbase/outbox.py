@@ -4,6 +4,9 @@ A dispatcher is registered per kind (`job`, later `event`, `realtime`, `webhook`
 After the action's transaction commits, its rows are dispatched and deleted. If the
 process dies in between, the rows are still there and the scheduler's relay dispatches
 them (at least once; consumers dedupe on the outbox id they receive).
+
+Jobs skip the row: the job's own row ("queued") is the record of what is owed, and
+`jobs.relay_lost` re-sends queued jobs that RQ does not hold (see `Outbox.after_commit`).
 """
 
 from __future__ import annotations
@@ -33,14 +36,20 @@ class Effect:
     kind: str
     payload: dict[str, Any]
     trace_id: str | None
+    durable: bool = True  # False: no outbox row; the caller's own rows are the durable record
 
 
 Dispatcher = Callable[[Effect], None]
+BatchDispatcher = Callable[[list[Effect]], None]
 _dispatchers: dict[str, Dispatcher] = {}
+_batch_dispatchers: dict[str, BatchDispatcher] = {}
 
 
-def register_dispatcher(kind: str, fn: Dispatcher) -> None:
+def register_dispatcher(kind: str, fn: Dispatcher, *, batch: BatchDispatcher | None = None) -> None:
+    """`fn` sends one effect; `batch`, if given, sends several at once (one round trip)."""
     _dispatchers[kind] = fn
+    if batch is not None:
+        _batch_dispatchers[kind] = batch
 
 
 def dispatcher_for(kind: str) -> Dispatcher:
@@ -51,26 +60,40 @@ def dispatcher_for(kind: str) -> Dispatcher:
 
 
 def dispatch(items: Iterable[Effect]) -> int:
-    """Dispatch committed rows; delete the ones that went out. Returns how many did."""
-    done: list[str] = []
+    """Dispatch committed effects; delete the rows of the ones that went out (effects
+    without a row have nothing to delete). Returns how many went out."""
+    done: list[Effect] = []
     failed: dict[str, str] = {}
-    for item in items:
+    pending = list(items)
+    for kind, fn in _batch_dispatchers.items():
+        group = [i for i in pending if i.kind == kind]
+        if len(group) < 2:
+            continue
+        try:
+            fn(group)
+            done.extend(group)
+            pending = [i for i in pending if i.kind != kind]
+        except Exception as exc:  # noqa: BLE001 - retried one by one below
+            log.warning("outbox batch dispatch failed", kind=kind, count=len(group), error=str(exc))
+    for item in pending:
         try:
             dispatcher_for(item.kind)(item)
-            done.append(item.id)
+            done.append(item)
         except Exception as exc:  # noqa: BLE001 - kept for the relay
             log.warning("outbox dispatch failed", outbox_id=item.id, kind=item.kind, error=str(exc))
-            failed[item.id] = f"{type(exc).__name__}: {exc}"
-    with unscoped(), write_intent():
-        if done:
-            db.session.execute(delete(OutboxItem).where(OutboxItem.id.in_(done)))
-        for item_id, error in failed.items():
-            db.session.execute(
-                update(OutboxItem)
-                .where(OutboxItem.id == item_id)
-                .values(attempts=OutboxItem.attempts + 1, last_error=error[:2000])
-            )
-        if done or failed:
+            if item.durable:
+                failed[item.id] = f"{type(exc).__name__}: {exc}"
+    rows_done = [i.id for i in done if i.durable]
+    if rows_done or failed:
+        with unscoped(), write_intent():
+            if rows_done:
+                db.session.execute(delete(OutboxItem).where(OutboxItem.id.in_(rows_done)))
+            for item_id, error in failed.items():
+                db.session.execute(
+                    update(OutboxItem)
+                    .where(OutboxItem.id == item_id)
+                    .values(attempts=OutboxItem.attempts + 1, last_error=error[:2000])
+                )
             db.session.commit()
     return len(done)
 

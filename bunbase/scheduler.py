@@ -85,6 +85,7 @@ def run_due() -> int:
 def tick(last_purge: float) -> float:
     """One round of scheduler work; returns when the purge last ran."""
     outbox.relay()
+    jobs.relay_lost()
     run_due()
     jobs.recover_abandoned()
     hooks.fire("scheduler_tick")

@@ -81,6 +81,7 @@ class Worker:
         for _ in range(max_rounds):
             with self.app.app_context():
                 outbox.relay(older_than=timedelta(0))
+                jobs.relay_lost(older_than=timedelta(0))
                 due = run_due()
                 db.session.remove()
             pending = sum(q.count for q in queues)

@@ -35,6 +35,7 @@ from bunbase import events, jobs
 from bunbase.clock import clock, parse_duration
 from bunbase.db import DBSession, db, write_intent
 from bunbase.errors import Conflict, NotFound, ValidationFailed
+from bunbase.ids import new_id
 from bunbase.runtime_models import EventRecord, WorkflowRun, WorkflowStep
 from bunbase.tenancy import tenant_scope, unscoped
 
@@ -171,6 +172,7 @@ def start(ctx: Context, name: str, input: dict[str, Any] | BaseModel) -> Workflo
     except PydanticValidationError as exc:
         raise ValidationFailed.from_pydantic(exc) from None
     run = WorkflowRun(
+        id=new_id("wfr"),
         tenant_id=ctx.tenant.id,
         name=name,
         state="running",
@@ -183,7 +185,6 @@ def start(ctx: Context, name: str, input: dict[str, Any] | BaseModel) -> Workflo
         updated_at=clock.now(),
     )
     ctx.db.add(run)
-    ctx.db.flush()
     _schedule_advance(ctx, run)
     return run
 
@@ -222,6 +223,7 @@ def _step_row(session: DBSession, run: WorkflowRun, index: int, kind: str) -> Wo
     if row is None:
         definition = get_def(run.name)
         row = WorkflowStep(
+            id=new_id("wfs"),
             tenant_id=run.tenant_id,
             run_id=run.id,
             index=index,
@@ -230,7 +232,6 @@ def _step_row(session: DBSession, run: WorkflowRun, index: int, kind: str) -> Wo
             status="pending",
         )
         session.add(row)
-        session.flush()
     return row
 
 
@@ -484,6 +485,12 @@ def _matches(w: Wait, payload: dict[str, Any], run_input: dict[str, Any]) -> boo
 @events.listen
 def _resume_on_event(ctx: Context, event: EventRecord) -> None:
     """In the emitter's transaction: resume runs waiting for this event."""
+    if not any(
+        isinstance(s, Wait) and s.kind == "event" and s.event == event.name
+        for d in _workflows.values()
+        for s in d.steps
+    ):
+        return  # no workflow waits for it: no query on the emitter's hot path
     waiting = ctx.db.scalars(
         select(WorkflowRun).where(WorkflowRun.state == "waiting", WorkflowRun.wait_event == event.name)
     ).all()

@@ -101,6 +101,28 @@ def test_job_enqueued_from_a_job_is_dispatched_and_its_outbox_row_removed(app, t
     assert count(app, OutboxItem) == 0
 
 
+def test_a_job_committed_but_never_pushed_is_re_sent_once_by_the_relay(app, tenant_a):
+    """The process dies between commit and the push to RQ: the queued row is the record."""
+    with app.app_context(), tenant_scope(tenant_a.id), write_intent():
+        ctx = Context(tenant=tenant_ref(tenant_a.id), actor=SYSTEM, trace_id=new_trace_id(),
+                      run_id=new_id("run"), db=db.session, trigger="test")
+        job_id = enqueue(ctx, "testkit.record", {"note": "lost"})
+        db.session.commit()  # ... and no dispatch: "the process died"
+        db.session.remove()
+    q = jobs.queue("default")
+    assert q.count == 0
+    with app.app_context():
+        assert jobs.relay_lost() == 0  # too young: its push may still be on the way
+        clock.advance("31s")
+        assert jobs.relay_lost() == 1
+        assert jobs.relay_lost() == 0  # RQ holds it now
+        jobs._push(job_id, tenant_a.id, "default")  # a duplicate delivery on top
+    assert q.count == 2
+    Worker(app).drain()
+    assert _row(app, job_id).status == "succeeded"
+    assert [r.split(":")[1] for r in recorded_jobs()] == ["lost"]  # ran once
+
+
 def test_failing_job_rolls_back_its_writes_and_outbox(app, tenant_a):
     job_id = _enqueue(app, tenant_a.id, "tests.write_then_fail", {})
     Worker(app).drain()
