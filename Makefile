@@ -41,6 +41,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/api.py
+	$(BIN)/python bench/jobs.py
 
 openapi: $(STAMP)
 	$(BIN)/flask --app app bunbase openapi --out openapi.json

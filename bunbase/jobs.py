@@ -351,7 +351,11 @@ def _run(job_id: str, tenant_id: str) -> str:
 
 
 def _reload(job_id: str) -> JobRun:
-    row = db.session.get(JobRun, job_id)
+    """The job row as the database has it now, under its row lock. Never the copy read
+    before the handler ran: an operator may have discarded the job since (a handler that
+    commits, or the rollback after a failure, releases the lock taken at the start)."""
+    db.session.flush()  # pending writes of the handler go out before the row is refreshed
+    row = db.session.get(JobRun, job_id, with_for_update=True, populate_existing=True)
     assert row is not None
     return row
 
@@ -366,7 +370,10 @@ def _finish(
     result: Any = None,
     error: str | None = None,
 ) -> None:
+    """Record an attempt's outcome on the row. A discarded job stays discarded: the
+    attempt is recorded, its outcome does not bring the job back."""
     now = clock.now()
+    discarded = row.status == "discarded"
     entry = {
         "attempt": attempt,
         "status": status,
@@ -378,11 +385,14 @@ def _finish(
     history["attempts"] = [*history.get("attempts", []), entry]
     row.history = history
     row.attempts = attempt
-    row.status = status
+    if not discarded:
+        row.status = status
     row.started_at = row.started_at or started
     row.duration_ms = round((time.perf_counter() - t0) * 1000, 3)
     if status == "succeeded":
-        row.finished_at, row.error = now, None
+        row.error = None
+        if not discarded:
+            row.finished_at = now
         if isinstance(result, BaseModel):
             result = result.model_dump(mode="json")
         row.result = result if isinstance(result, dict) else {"value": result}
@@ -397,7 +407,10 @@ def _record_failure(
     with write_intent():
         row = _reload(job_id)
         permanent = isinstance(exc, PermanentError)
-        if permanent or attempt >= row.max_attempts:
+        if row.status == "discarded":  # discarded while it ran: it stays discarded, no retry
+            _finish(row, attempt, started, t0, "failed", error=text)
+            log.info("discarded job failed", job=row.name, job_id=job_id, attempt=attempt)
+        elif permanent or attempt >= row.max_attempts:
             _finish(row, attempt, started, t0, "dead", error=text)
             row.finished_at = clock.now()
             log.warning(

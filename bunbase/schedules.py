@@ -24,7 +24,7 @@ from bunbase.clock import clock, parse_duration
 from bunbase.db import db, write_intent
 from bunbase.errors import BadRequest, NotFound
 from bunbase.runtime_models import JobRun, Schedule
-from bunbase.tenancy import unscoped
+from bunbase.tenancy import current_tenant_id, unscoped
 from bunbase.triggers import CronTrigger
 
 if TYPE_CHECKING:
@@ -145,8 +145,13 @@ class SchedulerFacade:
 
 # -- operator controls -------------------------------------------------------------------
 def get(session: DBSession, schedule_id: str) -> Schedule:
-    row = session.get(Schedule, schedule_id)
-    if row is None:
+    """The schedule, if it belongs to the tenant in scope (another tenant's id is NotFound).
+
+    A query, not `session.get`: an instance already in the identity map would come back
+    from `get` without the tenant filter ever being applied."""
+    row: Schedule | None = session.scalar(select(Schedule).where(Schedule.id == schedule_id))
+    tenant_id = current_tenant_id()
+    if row is None or (tenant_id is not None and row.tenant_id != tenant_id):
         raise NotFound("Schedule not found")
     return row
 

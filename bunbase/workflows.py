@@ -16,7 +16,8 @@ result, its own writes and the move to the next step commit in ONE transaction, 
 finished step is never run again after a crash or restart, and an unfinished one is simply
 retried. Waits park the run in the database (`wait_until`, `wait_event`); the scheduler
 wakes due runs and emitted events resume matching ones. When a step fails for good, the
-compensations of the completed steps run in reverse order.
+compensations of the completed steps run in reverse order, each with its own retries; one
+that fails for good ends the run "failed" (the earlier compensations are left undone).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from bunbase.db import DBSession, db, write_intent
 from bunbase.errors import Conflict, NotFound, ValidationFailed
 from bunbase.ids import new_id
 from bunbase.runtime_models import EventRecord, WorkflowRun, WorkflowStep
-from bunbase.tenancy import tenant_scope, unscoped
+from bunbase.tenancy import current_tenant_id, tenant_scope, unscoped
 
 if TYPE_CHECKING:
     from bunbase.context import Context
@@ -345,7 +346,7 @@ def _begin_compensation(ctx: Context, run: WorkflowRun) -> None:
             ctx,
             "bunbase.workflow.compensate",
             {"run_id": run.id},
-            retries=5,
+            retries=COMPENSATE_RETRIES,
             source=f"workflow:{run.name}",
         )
     else:
@@ -381,7 +382,11 @@ def _pending_compensations(session: DBSession, run: WorkflowRun) -> list[int]:
     ]
 
 
-@jobs.job("bunbase.workflow.compensate", queue="default", retries=5)
+#: retries of each compensation; when they run out the run ends "failed"
+COMPENSATE_RETRIES = 5
+
+
+@jobs.job("bunbase.workflow.compensate", queue="default", retries=COMPENSATE_RETRIES)
 def compensate(payload: dict[str, Any], ctx: Context) -> dict[str, Any]:
     """Run the next compensation (latest completed step first); one per job."""
     run = ctx.db.get(WorkflowRun, payload["run_id"])
@@ -396,19 +401,44 @@ def compensate(payload: dict[str, Any], ctx: Context) -> dict[str, Any]:
     current = definition.steps[index]
     assert isinstance(current, Step) and current.compensate is not None
     row = _step_row(ctx.db, run, index, "compensate")
-    row.attempts, row.started_at = int(ctx.extras.get("attempt", 1)), clock.now()
+    attempt = int(ctx.extras.get("attempt", 1))
+    row.attempts, row.started_at = attempt, clock.now()
     ctx.extras["workflow"] = {"run_id": run.id, "results": dict(run.results), "step": current.name}
-    current.compensate(definition.input.model_validate(run.input), ctx)
+    try:
+        current.compensate(definition.input.model_validate(run.input), ctx)
+    except Exception as exc:
+        if isinstance(exc, jobs.PermanentError) or attempt > COMPENSATE_RETRIES:
+            ctx.db.rollback()
+            _fail_compensation(run.id, index, attempt, exc)
+        raise
     row.status, row.finished_at = "completed", clock.now()
     run.updated_at = clock.now()
     jobs.enqueue(
         ctx,
         "bunbase.workflow.compensate",
         {"run_id": run.id},
-        retries=5,
+        retries=COMPENSATE_RETRIES,
         source=f"workflow:{run.name}",
     )
     return {"compensated": current.name}
+
+
+def _fail_compensation(run_id: str, index: int, attempt: int, exc: BaseException) -> None:
+    """A compensation failed for good: the run ends "failed" (own transaction), naming the
+    step whose compensation failed; the earlier compensations are not attempted."""
+    with write_intent():
+        run = db.session.get(WorkflowRun, run_id, with_for_update=True, populate_existing=True)
+        if run is None or run.state != "compensating":
+            db.session.rollback()
+            return
+        row = _step_row(db.session, run, index, "compensate")
+        message = f"{type(exc).__name__}: {exc}"
+        row.status, row.attempts, row.error = "failed", attempt, message[:4000]
+        row.started_at, row.finished_at = row.started_at or clock.now(), clock.now()
+        cause = f"{run.error}; " if run.error else ""
+        run.error = f"{cause}compensation of step {row.name!r} failed: {message}"[:4000]
+        run.state, run.finished_at, run.updated_at = "failed", clock.now(), clock.now()
+        db.session.commit()
 
 
 # -- waking (the scheduler) and events -----------------------------------------------------
@@ -502,8 +532,13 @@ def _resume_on_event(ctx: Context, event: EventRecord) -> None:
 
 # -- operator controls ----------------------------------------------------------------------
 def get_run(session: DBSession, run_id: str) -> WorkflowRun:
-    run = session.get(WorkflowRun, run_id)
-    if run is None:
+    """The run, if it belongs to the tenant in scope (another tenant's id is NotFound).
+
+    A query, not `session.get`: an instance already in the identity map would come back
+    from `get` without the tenant filter ever being applied."""
+    run: WorkflowRun | None = session.scalar(select(WorkflowRun).where(WorkflowRun.id == run_id))
+    tenant_id = current_tenant_id()
+    if run is None or (tenant_id is not None and run.tenant_id != tenant_id):
         raise NotFound("Workflow run not found")
     return run
 
@@ -518,10 +553,23 @@ def steps_of(session: DBSession, run_id: str) -> list[WorkflowStep]:
     )
 
 
+#: the key older versions stashed the paused-from state under, inside `results`
+_LEGACY_PAUSED_FROM = "_pausedFrom"
+
+
+def paused_from(run: WorkflowRun) -> str:
+    """The state a paused run returns to on resume. A waiting run keeps its wait
+    (`wait_until` / `wait_event`) while paused, and a running one never has either, so the
+    wait columns say which it was; nothing is stored among the user's step results."""
+    legacy = (run.results or {}).get(_LEGACY_PAUSED_FROM)
+    if legacy in {"running", "waiting"}:
+        return str(legacy)
+    return "waiting" if run.wait_until is not None or run.wait_event is not None else "running"
+
+
 def pause(ctx: Context, run: WorkflowRun) -> WorkflowRun:
     if run.state not in {"running", "waiting"}:
         raise Conflict(f"A {run.state} workflow cannot be paused")
-    run.results = {**run.results, "_pausedFrom": run.state}
     run.state, run.updated_at = "paused", clock.now()
     return run
 
@@ -529,10 +577,10 @@ def pause(ctx: Context, run: WorkflowRun) -> WorkflowRun:
 def resume(ctx: Context, run: WorkflowRun) -> WorkflowRun:
     if run.state != "paused":
         raise Conflict(f"A {run.state} workflow cannot be resumed")
-    results = dict(run.results)
-    previous = results.pop("_pausedFrom", "running")
-    run.results, run.updated_at = results, clock.now()
-    run.state = previous
+    previous = paused_from(run)
+    if _LEGACY_PAUSED_FROM in (run.results or {}):
+        run.results = {k: v for k, v in run.results.items() if k != _LEGACY_PAUSED_FROM}
+    run.state, run.updated_at = previous, clock.now()
     if previous == "running":
         _schedule_advance(ctx, run)
     return run
@@ -553,14 +601,35 @@ def retry(ctx: Context, run: WorkflowRun) -> WorkflowRun:
     return replay(ctx, run, from_step=run.current_step, input=None)
 
 
+#: states with a job in flight (an advance or a compensation): replaying on top of one
+#: would run two copies of the workflow side by side
+NOT_REPLAYABLE = frozenset({"running", "compensating"})
+
+
+def step_index(definition: WorkflowDef, from_step: int | str) -> int:
+    """A step's index from its name or index ("2" counts as an index); NotFound if none."""
+    names = definition.step_names()
+    if isinstance(from_step, str):
+        text = from_step.strip()
+        if text in names:
+            return names.index(text)
+        if not text.isdigit():
+            raise NotFound(f"No step named {text!r} in {definition.name}")
+        from_step = int(text)
+    if not 0 <= from_step < len(names):
+        raise NotFound(f"No step {from_step} in {definition.name} (it has {len(names)})")
+    return from_step
+
+
 def replay(
     ctx: Context, run: WorkflowRun, *, from_step: int | str, input: dict[str, Any] | None
 ) -> WorkflowRun:
-    """Run again from a chosen step, optionally with edited input; earlier results stay."""
+    """Run again from a chosen step, optionally with edited input; earlier results stay.
+    A running or compensating run is refused (Conflict): pause or cancel it first."""
+    if run.state in NOT_REPLAYABLE:
+        raise Conflict(f"A {run.state} workflow cannot be replayed; pause or cancel it first")
     definition = get_def(run.name)
-    index = from_step if isinstance(from_step, int) else definition.step_names().index(from_step)
-    if not 0 <= index < len(definition.steps):
-        raise NotFound("No such step")
+    index = step_index(definition, from_step)
     if input is not None:
         try:
             run.input = definition.input.model_validate(input).model_dump(mode="json", by_alias=True)

@@ -77,3 +77,16 @@ def test_advanced_clock_drives_session_expiry(client, tenant_a):
     assert client.get("/v1/auth/me", headers=tenant_a.headers()).status_code == 401
     clock.reset()
     assert client.get("/v1/auth/me", headers=tenant_a.headers()).status_code == 200
+
+
+def test_reset_clears_a_freeze():
+    c = Clock()
+    c.freeze(datetime(2030, 1, 1, 12, 0))
+    c.reset()
+    first = c.now()
+    assert abs(first - clock.now()) < timedelta(seconds=5)  # the wall clock again
+    # and it moves again: a frozen clock would return the same instant
+    deadline = datetime.now() + timedelta(seconds=2)
+    while c.now() == first and datetime.now() < deadline:
+        pass
+    assert c.now() > first

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from typing import Any
 
@@ -57,6 +58,32 @@ def flaky(payload: dict[str, Any], ctx: Context) -> dict[str, int]:
 @job("tests.permanent", retries=5)
 def permanent(payload: dict[str, Any], ctx: Context) -> None:
     raise PermanentError("the card was declined")
+
+
+@job("tests.discarded_midway", retries=2)
+def discarded_midway(payload: dict[str, Any], ctx: Context) -> dict[str, bool]:
+    """Commits part-way (as an action cron does), then an operator discards the job from
+    another connection while it is still running."""
+    from flask import current_app
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    ctx.db.commit()  # the row lock taken at the start is released here
+    job_id, tenant_id = ctx.run_id, ctx.tenant.id
+
+    def operator() -> None:
+        with app.app_context(), tenant_scope(tenant_id), write_intent():
+            row = db.session.get(JobRun, job_id)
+            assert row is not None and row.status == "queued"
+            jobs.discard(row)
+            db.session.commit()
+            db.session.remove()
+
+    thread = threading.Thread(target=operator)
+    thread.start()
+    thread.join()
+    if payload["fail"]:
+        raise ConnectionError("failed after the discard")
+    return {"done": True}
 
 
 def _enqueue(app, tenant_id: str, name: str, payload: dict[str, Any], **options: Any) -> str:
@@ -198,6 +225,21 @@ def test_discard_removes_a_job_from_the_dlq(app, tenant_a):
         jobs.discard(db.session.get(JobRun, job_id))
         db.session.commit()
     assert _row(app, job_id).status == "discarded"
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_a_job_discarded_while_it_runs_stays_discarded(app, tenant_a, fail):
+    job_id = _enqueue(app, tenant_a.id, "tests.discarded_midway", {"fail": fail})
+    worker = Worker(app)
+    worker.drain()
+    row = _row(app, job_id)
+    assert row.status == "discarded" and row.attempts == 1
+    # the attempt is on record, its outcome did not bring the job back
+    assert [a["status"] for a in row.history["attempts"]] == ["failed" if fail else "succeeded"]
+    clock.advance("1h")  # past any retry backoff: a failed attempt is not retried
+    worker.drain()
+    row = _row(app, job_id)
+    assert row.status == "discarded" and row.attempts == 1
 
 
 def test_idempotency_key_queues_a_job_once(app, tenant_a):

@@ -20,7 +20,7 @@ from bunbase.models import AuditEntry
 from bunbase.tenancy import tenant_scope
 from bunbase.tenancy_cache import tenant_ref
 from bunbase.testing import Worker
-from bunbase.workflows import wait, workflow
+from bunbase.workflows import step, wait, workflow
 from modules.audit.services import diff_rows
 from tests.fixtures import Tenant
 from tests.helpers import rows as all_rows
@@ -59,6 +59,17 @@ workflow(
     "rtapi.order",
     input=OrderInput,
     steps={"reserve": _reserve, "hold": wait.for_duration("1h"), "charge": _charge},
+)
+
+
+def _refund(input: OrderInput, ctx: Context) -> None:
+    raise ConnectionError("the refund service is down")
+
+
+workflow(
+    "rtapi.saga",
+    input=OrderInput,
+    steps={"reserve": step(_reserve, compensate=_refund), "charge": _charge},
 )
 
 
@@ -280,6 +291,33 @@ def test_schedules_list_pause_resume_trigger(app: Flask, tenant_a: Tenant, tenan
 
     assert call(app, tenant_b, "POST", f"/v1/schedules/{sid}/pause")[0] == 404
     assert ok(app, tenant_b, "GET", "/v1/schedules")["total"] == 0
+
+
+def test_another_tenants_schedule_and_workflow_run_are_404(
+    app: Flask, tenant_a: Tenant, tenant_b: Tenant
+) -> None:
+    with app.app_context(), tenant_scope(tenant_a.id), write_intent():
+        sid = system_ctx(tenant_a.id).scheduler.every("hourly", interval="1h", job="rtapi.echo").id
+        db.session.commit()
+        db.session.remove()
+    run_id = ok(app, tenant_a, "POST", "/v1/workflows/rtapi.order/start", {"orderId": "o-9"})["runId"]
+    got = ok(app, tenant_a, "GET", f"/v1/schedules/{sid}")
+    assert got["scheduleId"] == sid and got["key"] == "hourly" and got["intervalSeconds"] == 3600
+    assert ok(app, tenant_a, "GET", f"/v1/workflows/runs/{run_id}")["runId"] == run_id
+    for path in [f"/v1/schedules/{sid}", f"/v1/workflows/runs/{run_id}"]:
+        status, body = call(app, tenant_b, "GET", path)
+        assert status == 404 and body["error"]["code"] == "not_found", path
+    assert call(app, tenant_a, "GET", "/v1/schedules/sch_nope")[0] == 404
+
+
+def test_replaying_a_compensating_run_is_a_conflict(app: Flask, tenant_a: Tenant) -> None:
+    run_id = ok(app, tenant_a, "POST", "/v1/workflows/rtapi.saga/start", {"orderId": "o-7"})["runId"]
+    drain(app)  # charge fails for good; the refund keeps failing: the run is compensating
+    assert ok(app, tenant_a, "GET", f"/v1/workflows/runs/{run_id}")["state"] == "compensating"
+    status, body = call(app, tenant_a, "POST", f"/v1/workflows/runs/{run_id}/replay", {"fromStep": 0})
+    assert status == 409 and body["error"]["code"] == "conflict"
+    status, body = call(app, tenant_a, "POST", f"/v1/workflows/runs/{run_id}/replay", {"fromStep": "nope"})
+    assert status == 404 and body["error"]["code"] == "not_found"
 
 
 # -- workflows ---------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from bunbase import redis_conn, scheduler, schedules
 from bunbase.clock import clock
 from bunbase.context import SYSTEM, Context
 from bunbase.db import db, write_intent
-from bunbase.errors import BadRequest
+from bunbase.errors import BadRequest, NotFound
 from bunbase.ids import new_id, new_trace_id
 from bunbase.models import ActionRun, Tenant
 from bunbase.outbox import dispatch
@@ -341,3 +341,15 @@ def test_schedules_are_tenant_scoped(app, tenant_a, tenant_b):
     seen = run_in(app, tenant_b.id, lambda ctx: ctx.db.scalars(
         select(Schedule.key).where(Schedule.key == "mine")).all())
     assert seen == []
+
+
+def test_get_refuses_another_tenants_schedule_already_in_the_session(app, tenant_a, tenant_b):
+    sid = run_in(app, tenant_a.id, lambda ctx: ctx.scheduler.every(
+        "mine", interval="1h", job="testkit.record").id)
+    with app.app_context():
+        with tenant_scope(tenant_a.id):
+            mine = schedules.get(db.session, sid)  # held: it stays in the identity map
+            assert mine.key == "mine"
+        with tenant_scope(tenant_b.id), pytest.raises(NotFound):
+            schedules.get(db.session, sid)
+        db.session.remove()

@@ -15,6 +15,7 @@ from bunbase.clock import clock
 from bunbase.context import SYSTEM, Context
 from bunbase.contracts import Contract
 from bunbase.db import db, write_intent
+from bunbase.errors import Conflict, NotFound
 from bunbase.ids import new_id, new_trace_id
 from bunbase.jobs import PermanentError
 from bunbase.outbox import dispatch
@@ -50,6 +51,9 @@ def _step(name: str) -> Callable[[Order, Context], Any]:
 def _undo(name: str) -> Callable[[Order, Context], None]:
     def fn(input: Order, ctx: Context) -> None:
         CALLS.append((f"undo:{name}", input.value))
+        failure = FAIL.get(f"undo:{name}")
+        if failure is not None:
+            raise failure(f"undo:{name} failed") if isinstance(failure, type) else failure
 
     return fn
 
@@ -323,3 +327,86 @@ def test_retry_of_a_failed_step(app, tenant_a):
     run = run_of(app, run_id)
     assert run.state == "completed" and run.error is None
     assert names() == ["a", "b", "b", "c"]
+
+
+def test_pause_keeps_its_bookkeeping_out_of_the_step_results(app, tenant_a):
+    run_id = start(app, tenant_a, "tests.wf.sleep")
+    control(app, tenant_a, run_id, workflows.pause)  # paused while running
+    assert run_of(app, run_id).results == {}
+    control(app, tenant_a, run_id, workflows.resume)
+    worker = Worker(app)
+    worker.drain()
+    control(app, tenant_a, run_id, workflows.pause)  # paused while waiting
+    run = run_of(app, run_id)
+    assert run.state == "paused" and list(run.results) == ["a"]
+    control(app, tenant_a, run_id, workflows.resume)
+    assert run_of(app, run_id).state == "waiting"
+
+
+def test_a_run_paused_by_an_older_version_resumes_and_drops_the_legacy_key(app, tenant_a):
+    run_id = start(app, tenant_a, "tests.wf.sleep")
+    Worker(app).drain()
+    with app.app_context(), tenant_scope(tenant_a.id), write_intent():
+        run = db.session.get(WorkflowRun, run_id)
+        run.state, run.results = "paused", {**run.results, "_pausedFrom": "waiting"}
+        db.session.commit()
+        db.session.remove()
+    control(app, tenant_a, run_id, workflows.resume)
+    run = run_of(app, run_id)
+    assert run.state == "waiting" and list(run.results) == ["a"]
+
+
+def test_replay_refuses_a_run_with_work_in_flight_and_an_unknown_step(app, tenant_a):
+    running = start(app, tenant_a, "tests.wf.linear")  # its first advance is queued
+    with pytest.raises(Conflict, match="running workflow cannot be replayed"):
+        control(app, tenant_a, running, workflows.replay, from_step="a", input=None)
+
+    FAIL["s5"] = PermanentError("card declined")
+    FAIL["undo:s2"] = ConnectionError  # the compensation is retrying: the run is compensating
+    saga = start(app, tenant_a, "tests.wf.saga")
+    Worker(app).drain()
+    assert run_of(app, saga).state == "compensating"
+    with pytest.raises(Conflict, match="compensating workflow cannot be replayed"):
+        control(app, tenant_a, saga, workflows.replay, from_step=0, input=None)
+
+    FAIL.clear()
+    done = start(app, tenant_a, "tests.wf.linear", orderId="o-2")
+    Worker(app).drain()
+    assert run_of(app, done).state == "completed"
+    for bad in ("nope", 7, "7"):
+        with pytest.raises(NotFound):
+            control(app, tenant_a, done, workflows.replay, from_step=bad, input=None)
+    assert run_of(app, done).state == "completed"
+
+
+def test_compensation_out_of_retries_ends_the_run_failed(app, tenant_a):
+    FAIL["s5"] = PermanentError("card declined")
+    FAIL["undo:s2"] = ConnectionError
+    run_id = start(app, tenant_a, "tests.wf.saga")
+    worker = Worker(app)
+    worker.drain()
+    for _ in range(workflows.COMPENSATE_RETRIES + 2):
+        clock.advance("1h")  # past every backoff
+        worker.drain()
+    run = run_of(app, run_id)
+    assert run.state == "failed" and run.finished_at is not None
+    assert "card declined" in (run.error or "")
+    assert "compensation of step 's2' failed" in (run.error or "")
+    # the failed compensation ran 1 + retries times; the earlier step's one never ran
+    assert names().count("undo:s2") == 1 + workflows.COMPENSATE_RETRIES
+    assert "undo:s1" not in names()
+    (comp,) = rows(app, WorkflowStep, WorkflowStep.run_id == run_id, WorkflowStep.kind == "compensate",
+                   WorkflowStep.index == 1)
+    assert comp.status == "failed" and comp.attempts == 1 + workflows.COMPENSATE_RETRIES
+    assert "undo:s2 failed" in (comp.error or "")
+
+
+def test_get_run_refuses_another_tenants_run_already_in_the_session(app, tenant_a, tenant_b):
+    run_id = start(app, tenant_a, "tests.wf.sleep")
+    with app.app_context():
+        with tenant_scope(tenant_a.id):
+            mine = workflows.get_run(db.session, run_id)  # held: it stays in the identity map
+            assert mine.id == run_id
+        with tenant_scope(tenant_b.id), pytest.raises(NotFound):
+            workflows.get_run(db.session, run_id)
+        db.session.remove()

@@ -204,7 +204,7 @@ def list_jobs(input: ListJobsInput, ctx: Context) -> JobList:
     description="Run a dead, discarded or succeeded job again (optionally with an edited payload).",
 )
 def replay_job(input: ReplayJobInput, ctx: Context) -> JobOut:
-    row = services.replay_job(ctx, services.get_job(ctx, input.job_id), input.payload)
+    row = services.replay_job(ctx, services.get_job(ctx, input.job_id, lock=True), input.payload)
     return JobOut.model_validate(services.job_to_wire(row))
 
 
@@ -217,7 +217,7 @@ def replay_job(input: ReplayJobInput, ctx: Context) -> JobOut:
     description="Give up on a job: it will not run (again).",
 )
 def discard_job(input: JobIdInput, ctx: Context) -> JobOut:
-    row = services.discard_job(ctx, services.get_job(ctx, input.job_id))
+    row = services.discard_job(ctx, services.get_job(ctx, input.job_id, lock=True))
     return JobOut.model_validate(services.job_to_wire(row))
 
 
@@ -325,6 +325,18 @@ def list_schedules(input: ListSchedulesInput, ctx: Context) -> ScheduleList:
         stmt = stmt.where(Schedule.job == input.job)
     s = services.page(ctx.db, stmt, Schedule, before=input.cursor, limit=input.limit)
     return ScheduleList(items=[_schedule(r) for r in s.rows], total=s.total, next_cursor=s.next_cursor)
+
+
+@action(
+    name="runtime.schedule.get",
+    input=ScheduleIdInput,
+    output=ScheduleOut,
+    triggers=[triggers.api("GET", "/schedules/{scheduleId}")],
+    guards=ADMIN,
+    description="One schedule: its kind, job, payload, next and last runs.",
+)
+def get_schedule(input: ScheduleIdInput, ctx: Context) -> ScheduleOut:
+    return _schedule(services.get_schedule(ctx, input.schedule_id))
 
 
 @action(

@@ -51,9 +51,16 @@ def iso(value: datetime | None) -> str | None:
     return value.isoformat() + "Z" if value is not None else None
 
 
-def _owned(session: DBSession, model: Any, row_id: str, tenant_id: str, what: str) -> Any:
-    """A row of the current tenant, or NotFound (never another tenant's row)."""
-    row = session.scalar(select(model).where(model.id == row_id, model.tenant_id == tenant_id))
+def _owned(
+    session: DBSession, model: Any, row_id: str, tenant_id: str, what: str, *, lock: bool = False
+) -> Any:
+    """A row of the current tenant, or NotFound (never another tenant's row). With `lock`,
+    the row is read under its row lock (Postgres; SQLite writers hold the write lock), so a
+    change decided on its status cannot race a worker that is running the job."""
+    stmt = select(model).where(model.id == row_id, model.tenant_id == tenant_id)
+    if lock:
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
+    row = session.scalar(stmt)
     if row is None:
         raise NotFound(f"{what} not found")
     return row
@@ -129,8 +136,8 @@ def job_filters(*, status: str | None = None, name: str | None = None, queue: st
     return where
 
 
-def get_job(ctx: Context, job_id: str) -> JobRun:
-    return _owned(ctx.db, JobRun, job_id, ctx.tenant.id, "Job")  # type: ignore[no-any-return]
+def get_job(ctx: Context, job_id: str, *, lock: bool = False) -> JobRun:
+    return _owned(ctx.db, JobRun, job_id, ctx.tenant.id, "Job", lock=lock)  # type: ignore[no-any-return]
 
 
 def enqueue_job(
@@ -283,14 +290,20 @@ def matching_jobs(
     """The rows a bulk call acts on (eligible ones only, oldest first, at most BULK_LIMIT),
     and how many of the named or matching rows were not eligible."""
     if job_ids is not None:
-        rows = list(ctx.db.scalars(select(JobRun).where(JobRun.id.in_(job_ids))))
+        # locked (in id order), so a job a worker is finishing is judged by its outcome
+        rows = list(
+            ctx.db.scalars(
+                select(JobRun).where(JobRun.id.in_(job_ids)).order_by(JobRun.id).with_for_update()
+            )
+        )
         found = {r.id for r in rows}
         ok = [r for r in rows if r.status in eligible]
         return sorted(ok, key=lambda r: (r.created_at, r.id)), len(set(job_ids) - found) + len(rows) - len(ok)
     stmt = select(JobRun).where(
         *job_filters(status=status, name=name, queue=queue), JobRun.status.in_(eligible)
     )
-    rows = list(ctx.db.scalars(stmt.order_by(JobRun.created_at, JobRun.id).limit(BULK_LIMIT)))
+    stmt = stmt.order_by(JobRun.created_at, JobRun.id).limit(BULK_LIMIT).with_for_update()
+    rows = list(ctx.db.scalars(stmt))
     return rows, 0
 
 
@@ -482,8 +495,9 @@ def _definition(name: str) -> workflows.WorkflowDef | None:
 
 
 def public_results(results: dict[str, Any] | None) -> dict[str, Any]:
-    """The run's results without the kernel's bookkeeping keys (`_pausedFrom`)."""
-    return {k: v for k, v in (results or {}).items() if not k.startswith("_")}
+    """The run's step results. Runs paused by an older version may still carry its
+    `_pausedFrom` bookkeeping key (dropped on resume); it is not a step's result."""
+    return {k: v for k, v in (results or {}).items() if k != "_pausedFrom"}
 
 
 def timeline(session: DBSession, run: WorkflowRun) -> list[dict[str, Any]]:
@@ -595,27 +609,13 @@ def step_index(run: WorkflowRun, from_step: int | str) -> int:
     definition = _definition(run.name)
     if definition is None:
         raise Conflict(f"The workflow {run.name!r} is no longer registered")
-    names = definition.step_names()
-    if isinstance(from_step, str):
-        text = from_step.strip()
-        if text.isdigit():
-            from_step = int(text)
-        elif text in names:
-            return names.index(text)
-        else:
-            raise NotFound(f"No step named {text!r} in {run.name}")
-    if not 0 <= from_step < len(names):
-        raise NotFound(f"No step {from_step} in {run.name} (it has {len(names)})")
-    return from_step
+    return workflows.step_index(definition, from_step)
 
 
 def replay_workflow(
     ctx: Context, run: WorkflowRun, from_step: int | str, data: dict[str, Any] | None
 ) -> WorkflowRun:
     index = step_index(run, from_step)
-    if run.state in {"running", "compensating"}:
-        # the kernel would queue a second advance next to the one in flight
-        raise Conflict(f"A {run.state} workflow cannot be replayed; pause or cancel it first")
     before = {"state": run.state, "currentStep": run.current_step}
     if data is not None:
         before["input"] = run.input
