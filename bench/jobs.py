@@ -195,7 +195,6 @@ class Bench:
 
     def workflow_steps(self, runs: int) -> float:
         from bench.runtime_defs import STEPS, WORKFLOW
-
         from bunbase.outbox import dispatch
 
         key = f"bench:wf:{secrets.token_hex(4)}"
@@ -242,7 +241,7 @@ class Bench:
 # -- report ----------------------------------------------------------------------------
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def render(rounds: list[Round], raw_lat: list[float], ours_lat: list[float],
