@@ -320,6 +320,7 @@ def _run(job_id: str, tenant_id: str) -> str:
         row.status, row.run_at = "scheduled", clock.now() + timedelta(seconds=1)
         db.session.commit()
         return "deferred"
+    locked_tx = db.session().get_transaction()  # holds the row lock until it ends
     attempt = row.attempts + 1
     started, t0 = clock.now(), time.perf_counter()
     ctx = Context(
@@ -337,7 +338,8 @@ def _run(job_id: str, tenant_id: str) -> str:
             if definition.payload is not None:
                 payload = definition.payload.model_validate(row.payload)
             result = definition.handler(payload, ctx)
-            row = _reload(job_id)
+            if db.session().get_transaction() is not locked_tx:
+                row = _reload(job_id)  # the handler committed: the lock from above is gone
             _finish(row, attempt, started, t0, "succeeded", result=result)
             db.session.commit()
         dispatch(ctx.outbox.items)
