@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 import structlog
+from flask import current_app
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
@@ -116,7 +117,8 @@ class Executor:
                     )
                     if isinstance(got, idempotency.Replay):
                         status_word = "replayed"
-                        return Outcome(int(got.status), got.body, run_id, {"Idempotent-Replayed": "true"})
+                        body = idempotency.unseal(got.body, str(current_app.config["SECRET_KEY"]))
+                        return Outcome(int(got.status), body, run_id, {"Idempotent-Replayed": "true"})
                     claim = got
                 result = action.handler(data_in, ctx)
                 data_out = self._output(action, result)
@@ -124,7 +126,8 @@ class Executor:
                     ctx.audit.record(**_default_target(data_out))
                 body = success_envelope(data_out, run_id, call.trace_id)
                 if claim is not None:
-                    idempotency.complete(claim, 200, body)
+                    stored = idempotency.seal(body, action.redact, str(current_app.config["SECRET_KEY"]))
+                    idempotency.complete(claim, 200, stored)
                 session.commit()
             dispatch(ctx.outbox.items)
             return Outcome(200, body, run_id, data=data_out)

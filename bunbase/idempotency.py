@@ -4,16 +4,25 @@
 duplicate sees it: the unique constraint lets exactly one request through (on SQLite the
 write lock serialises them, on Postgres the second INSERT waits for the first and fails).
 The handler's transaction then stores the response in the same commit as its rows.
+
+Secrets in a stored response (an API key's `secret`, a session `token`: the action's
+redacted fields) are kept encrypted with a key derived from SECRET_KEY (Fernet), so the
+replay can return them while the table never holds them in the clear.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+from functools import lru_cache
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
@@ -96,8 +105,49 @@ def claim(
     return existing
 
 
+SEALED = "$sealed"
+
+
+@lru_cache(maxsize=4)
+def _fernet(secret_key: str) -> Fernet:
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+               info=b"bunbase idempotent responses").derive(secret_key.encode())
+    return Fernet(base64.urlsafe_b64encode(key))
+
+
+def seal(body: dict[str, Any], fields: frozenset[str], secret_key: str) -> dict[str, Any]:
+    """The response as stored: the values of `fields` in its data encrypted."""
+    data = body.get("data")
+    if not isinstance(data, dict) or not fields.intersection(data):
+        return body
+    f = _fernet(secret_key)
+    sealed = {
+        k: ({SEALED: f.encrypt(json.dumps(v).encode()).decode()} if k in fields and v is not None else v)
+        for k, v in data.items()
+    }
+    return {**body, "data": sealed}
+
+
+def unseal(body: dict[str, Any], secret_key: str) -> dict[str, Any]:
+    """The response as replayed. A value sealed under another SECRET_KEY reads "[redacted]"."""
+    data = body.get("data")
+    if not isinstance(data, dict):
+        return body
+    f = _fernet(secret_key)
+    opened: dict[str, Any] = {}
+    for k, v in data.items():
+        if isinstance(v, dict) and set(v) == {SEALED}:
+            try:
+                v = json.loads(f.decrypt(v[SEALED].encode()))
+            except InvalidToken:
+                v = "[redacted]"
+        opened[k] = v
+    return {**body, "data": opened}
+
+
 def complete(record: IdempotencyRecord, status: int, body: dict[str, Any]) -> None:
-    """Store the response; called inside the handler's transaction."""
+    """Store the response (secrets sealed first, see `seal`); called inside the handler's
+    transaction."""
     record.status = "completed"
     record.response_status = status
     record.response_body = body

@@ -164,3 +164,26 @@ def test_50_concurrent_identical_requests_create_one_ticket(app, tenant_a):
     for r in conflicts:
         assert_failure(r, 409, "idempotency_conflict")
     assert count(app, IdempotencyRecord) == 1
+
+
+def test_a_secret_in_a_replayed_response_is_stored_encrypted(app, client, tenant_a):
+    """An API key's secret comes back on replay, but the table never holds it in clear."""
+    from bunbase.db import db
+    from bunbase.tenancy import unscoped
+
+    body = {"orgId": tenant_a.org_id, "name": "ci", "scopes": ["ticket:read"]}
+    headers = tenant_a.headers(**{"Idempotency-Key": "key-create-1"})
+    first = assert_success(client.post("/v1/api-keys", json=body, headers=headers))
+    again = client.post("/v1/api-keys", json=body, headers=headers)
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    secret = first["data"]["secret"]
+    assert again.status_code == 200 and again.get_json()["data"]["secret"] == secret
+    with app.app_context(), unscoped():
+        (record,) = db.session.query(IdempotencyRecord).filter_by(key="key-create-1").all()
+        stored = record.response_body
+        db.session.remove()
+    assert secret not in str(stored)
+    assert set(stored["data"]["secret"]) == {"$sealed"}
+    # the key itself works, and was created once
+    listed = assert_success(client.get(f"/v1/api-keys?orgId={tenant_a.org_id}", headers=tenant_a.headers()))
+    assert [k["name"] for k in listed["data"]["items"]].count("ci") == 1
