@@ -15,9 +15,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from functools import lru_cache
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import lru_cache
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken

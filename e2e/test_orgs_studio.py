@@ -188,10 +188,32 @@ def test_invite_accept_change_role_and_audit(
             DecisionRecord.permission == "member:update",
             DecisionRecord.allowed.is_(True)))
         assert decision is not None and decision.reason
+        reason, inv_id = decision.reason, inv.id
         membership = db.session.scalar(select(Membership).where(
             Membership.org_id == org_id, Membership.principal_id == bob_id))
         assert membership is not None and membership.role.key == "admin"
         db.session.remove()
+
+    # ... and the operator sees the same in Studio: the audit explorer lists the accept and
+    # the role change, the entry shows its diff and decision, "why?" shows the logged reason
+    page.goto("/studio/m/audit/events?action=orgs.invitation.accept")
+    expect(page.get_by_test_id("audit-table").locator(f'[data-target-id="{inv_id}"]')).to_have_count(1)
+    page.goto("/studio/m/audit/events?action=orgs.member.update_role")
+    table = page.get_by_test_id("audit-table")
+    entry_row = table.locator("tr", has=page.locator(f'[data-target-id="{bob_id}"]'))
+    expect(entry_row).to_have_count(1)
+    entry_row.get_by_role("link", name="Diff").click()
+    diff = page.get_by_test_id("diff").locator('tr[data-key="role"]')
+    expect(diff).to_contain_text("member")
+    expect(diff).to_contain_text("admin")
+    expect(page.get_by_test_id("entry-decision")).to_contain_text("member:update")
+    shot(page, "audit-role-change")
+    page.goto(f"/studio/m/audit/why?email=operator@bunbase.local&org={org_id}&permission=member:update")
+    expect(page.get_by_test_id("why-verdict")).to_contain_text("allowed")
+    history = page.get_by_test_id("why-history")
+    expect(history).to_contain_text("orgs.member.update_role")
+    expect(history).to_contain_text(reason)
+    shot(page, "why-role-change")
 
 
 def test_custom_role_grid_toggle_and_delete(page: Page, operator: dict, app: Flask) -> None:

@@ -246,6 +246,26 @@ def test_use_time_follows_the_owners_current_role(app, client):
     assert_failure(list_tickets(client, t, key["secret"]), 403, "forbidden")
 
 
+def test_keys_of_a_disabled_user_stop_working_until_the_user_is_enabled(app, client):
+    t = make_tenant(app, "alpha")
+    dev = add_member(app, client, t, "dev@alpha.test", "dev", ["api_key:create", "ticket:read"])
+    key = create_key(client, t, ["ticket:read"], headers=dev)
+    assert list_tickets(client, t, key["secret"]).status_code == 200
+    user_id = key["ownerId"]
+    # Studio's confirmation says so before the operator disables the account
+    studio = app.test_client()
+    studio_login(studio, t)
+    page = studio.get(f"/studio/m/users/users/{user_id}").get_data(as_text=True)
+    assert "Their 1 API key stops working until the account is enabled again." in page
+    assert client.post(f"/v1/users/{user_id}/disable", headers=t.headers()).status_code == 200
+    body = assert_failure(list_tickets(client, t, key["secret"]), 401, "unauthenticated")
+    assert "deactivated" in body["error"]["message"]
+    [row] = rows(app, ApiKey, ApiKey.id == key["keyId"])
+    assert row.revoked_at is None  # the key is kept: enabling the owner brings it back
+    assert client.post(f"/v1/users/{user_id}/enable", headers=t.headers()).status_code == 200
+    assert list_tickets(client, t, key["secret"]).status_code == 200
+
+
 def test_a_key_cannot_mint_a_wider_key(app, client):
     t = make_tenant(app, "alpha")
     minter = create_key(client, t, ["api_key:create", "ticket:read"])

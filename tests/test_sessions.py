@@ -124,6 +124,41 @@ def test_studio_sign_in_rotates_the_session(app, tenant_a):
     assert second.get("/studio/m/users/users").status_code == 200
 
 
+def test_signing_in_again_in_the_same_browser_rotates_the_cookie_session(app, tenant_a):
+    """No fixation: whatever the cookie carried before sign-in is dropped, and each sign-in
+    in the same browser gets a new server-side session and a new token in the cookie."""
+    app.extensions["bunbase"].buffer.flush()
+    browser = app.test_client()
+
+    def sign_in() -> str:
+        # signed in, the login page redirects to Studio; its pages carry the CSRF token too
+        page = browser.get("/studio/login", follow_redirects=True).get_data(as_text=True)
+        csrf = re.search(r'name="csrf[-_]token" (?:value|content)="([^"]+)"', page).group(1)
+        resp = browser.post("/studio/login", data={"email": tenant_a.email, "password": tenant_a.password,
+                                                   "workspace": tenant_a.slug, "csrf_token": csrf})
+        assert resp.status_code == 302, resp.get_data(as_text=True)
+        with browser.session_transaction() as cookie:
+            assert "planted" not in cookie
+            return str(cookie["_user_id"])
+
+    with browser.session_transaction() as cookie:
+        cookie["planted"] = "by an attacker"
+        cookie["_user_id"] = "bbs_planted-token"
+    first = sign_in()
+    with browser.session_transaction() as cookie:
+        cookie["planted"] = "again"
+    second = sign_in()
+    assert first != second and "bbs_planted-token" not in (first, second)
+    studio_sessions = rows(app, AuthSession, AuthSession.kind == "studio")
+    assert len({s.id for s in studio_sessions}) == 2
+    assert browser.get("/studio/m/users/users").status_code == 200
+    # the API hands out a new token and session on every sign-in too
+    client = app.test_client()
+    tokens = {token_of(login(client, tenant_a, tenant_a.email, password=tenant_a.password))
+              for _ in range(2)}
+    assert len(tokens) == 2
+
+
 # -- brute-force limits --------------------------------------------------------------
 def test_account_locks_after_five_failures_even_with_the_right_password(app, client, tenant_a):
     user_id = signup(client, tenant_a, "wes@example.com").json["data"]["userId"]

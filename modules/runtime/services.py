@@ -379,12 +379,14 @@ def bulk(
 
 def queue_stats(session: DBSession) -> list[dict[str, Any]]:
     """Per RQ queue: its depth and running count (all workspaces: RQ queues are shared) and
-    this workspace's queued rows with the age of the oldest."""
+    this workspace's queued rows with the age of the oldest. A job waits from the moment it
+    became due: its `run_at` for a delayed, retried or replayed job, else its creation."""
     now = clock.now()
+    due_since = func.coalesce(JobRun.run_at, JobRun.created_at)
     rows = dict(
         (q, (n, oldest))
         for q, n, oldest in session.execute(
-            select(JobRun.queue, func.count(), func.min(JobRun.created_at))
+            select(JobRun.queue, func.count(), func.min(due_since))
             .where(JobRun.status == "queued")
             .group_by(JobRun.queue)
         ).all()
