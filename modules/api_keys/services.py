@@ -18,15 +18,29 @@ from typing import Any
 from flask import current_app, has_request_context, request
 from sqlalchemy import ColumnElement, and_, func, or_, select
 
-from bunbase import BadRequest, Conflict, Context, Forbidden, NotFound, Unauthenticated, authz
+from bunbase import (
+    BadRequest,
+    Conflict,
+    Context,
+    Forbidden,
+    NotFound,
+    Unauthenticated,
+    authz,
+    hooks,
+)
 from bunbase.api import register_authenticator
 from bunbase.clock import clock
 from bunbase.context import Actor, TenantRef
 from bunbase.db import DBSession, db
 from bunbase.identity import token_hash
 from bunbase.models import User
+from bunbase.seed import SeededTenant
 from bunbase.tenancy import tenant_scope
 from modules.api_keys.models import ApiKey, ServiceAccount
+
+# the demo org is seeded by the orgs module: import it first so its "demo_seed" hook runs
+# before this module's
+from modules.orgs import services as orgs_services
 from modules.orgs.models import Organization
 from modules.rbac import services as rbac
 from modules.rbac.models import Membership, Role
@@ -534,3 +548,45 @@ def owner_names(session: DBSession, keys: list[ApiKey]) -> dict[str, str]:
             {s.id: s.name for s in session.scalars(select(ServiceAccount).where(ServiceAccount.id.in_(sas)))}
         )
     return names
+
+
+# -- demo data (`make run`) ----------------------------------------------------------
+@hooks.on("demo_seed")
+def seed_demo(tenant: TenantRef, seeded: SeededTenant) -> None:
+    """In the demo org: a read-only service account with a key, and a key of alice's, so
+    the API keys and Service accounts pages have content. The secrets are thrown away."""
+    org = db.session.get(Organization, orgs_services.DEMO_ORG_ID)
+    if org is None:
+        return
+    now = clock.now()
+    sa = ServiceAccount(
+        tenant_id=tenant.id,
+        org_id=org.id,
+        name="Demo CI bot",
+        description="Reads tickets for the nightly report.",
+        created_by=org.owner_id,
+        created_at=now,
+    )
+    db.session.add(sa)
+    db.session.flush()
+    rbac.bind(db.session, tenant.id, org.id, sa.id, rbac.role_by_key(db.session, "viewer"), "service_account")
+    alice = db.session.scalar(select(User.id).where(User.email == "alice@demo.test"))
+    owners = [("ci-readonly", ("service_account", sa.id), ["ticket:read"])]
+    if alice is not None:
+        owners.append(("alice-laptop", ("user", alice), ["ticket:read", "ticket:create"]))
+    for name, (owner_type, owner_id), scopes in owners:
+        prefix, token = new_token()
+        db.session.add(
+            ApiKey(
+                tenant_id=tenant.id,
+                org_id=org.id,
+                name=name,
+                prefix=prefix,
+                token_hash=token_hash(token),
+                scopes=scopes,
+                owner_type=owner_type,
+                owner_id=owner_id,
+                created_by=org.owner_id,
+                created_at=now,
+            )
+        )

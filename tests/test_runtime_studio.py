@@ -1,0 +1,69 @@
+"""Studio → Runtime → Jobs without a browser: per queue the depth, the age of the oldest
+waiting job and the running count. A job waits from the moment it became due, so a delayed
+(or retried, or replayed) job is not counted as old as its creation."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+from rq.registry import StartedJobRegistry
+
+from bunbase import jobs, redis_conn
+from bunbase.clock import clock
+from bunbase.context import SYSTEM, Context
+from bunbase.db import db, write_intent
+from bunbase.ids import new_id, new_trace_id
+from bunbase.outbox import dispatch
+from bunbase.tenancy import tenant_scope
+from bunbase.tenancy_cache import tenant_ref
+from modules.runtime import services
+from tests.test_users import studio_client
+
+
+def _enqueue(app, tenant_id: str, name: str, payload: dict[str, Any], **options: Any) -> str:
+    with app.app_context(), tenant_scope(tenant_id), write_intent():
+        ctx = Context(tenant=tenant_ref(tenant_id), actor=SYSTEM, trace_id=new_trace_id(),
+                      run_id=new_id("run"), db=db.session, trigger="test")
+        job_id = jobs.enqueue(ctx, name, payload, **options)
+        db.session.commit()
+        dispatch(ctx.outbox.items)
+        db.session.remove()
+    return job_id
+
+
+def _stats(app, tenant_id: str) -> dict[str, dict[str, Any]]:
+    with app.app_context(), tenant_scope(tenant_id):
+        out = {q["name"]: q for q in services.queue_stats(db.session)}
+        db.session.remove()
+    return out
+
+
+def test_jobs_page_shows_depth_oldest_age_and_running_per_queue(app, tenant_a):
+    _enqueue(app, tenant_a.id, "testkit.record", {"note": "later"}, priority="high", delay="1h")
+    _enqueue(app, tenant_a.id, "testkit.record", {"note": "now"})
+    clock.advance("1h")
+    with app.app_context():
+        assert jobs.enqueue_due() == 1  # the delayed job is due: queued on "high" now
+        db.session.remove()
+    clock.advance("2m")
+    # a worker holds one job of the low queue
+    low = jobs.queue("low")
+    redis_conn.client().zadd(StartedJobRegistry(queue=low).key, {"job_busy": time.time() + 3600})
+
+    stats = _stats(app, tenant_a.id)
+    assert (stats["default"]["depth"], stats["default"]["queued"]) == (1, 1)
+    assert round(stats["default"]["oldest_age"]) == 3720  # created 62 minutes ago
+    assert (stats["high"]["depth"], stats["high"]["queued"]) == (1, 1)
+    assert round(stats["high"]["oldest_age"]) == 120  # due for 2 minutes, not 62
+    assert stats["low"]["running"] == 1 and stats["low"]["oldest_age"] is None
+
+    page = studio_client(app, tenant_a).get("/studio/m/runtime/jobs").get_data(as_text=True)
+    cards = dict(re.findall(r'data-queue="(\w+)">(.*?)</a>', page, re.S))
+    assert set(cards) == {"high", "default", "low"}
+    assert 'data-kpi="depth">1<' in cards["high"]
+    assert '<span data-kpi="oldest">2m</span>' in cards["high"]
+    assert '<span data-kpi="oldest">1h</span>' in cards["default"]
+    assert '<span data-kpi="queue-running">1</span> running' in cards["low"]
+    assert re.search(r'data-kpi="running">1<', page)  # the total over the queues
