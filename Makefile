@@ -16,7 +16,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 ## make run: migrate, seed a demo tenant, start web + worker + scheduler on :$(PORT)
 run: $(STAMP)
-	PORT=$(PORT) $(BIN)/flask --app app bunbase dev
+	PORT=$(PORT) BUNBASE_PUBLIC_URL=$${BUNBASE_PUBLIC_URL:-http://127.0.0.1:$(PORT)} $(BIN)/flask --app app bunbase dev
 
 ## make test: the whole suite (unit, integration, Playwright) on SQLite + embedded Redis,
 ## or on whatever DATABASE_URL / REDIS_URL point at.

@@ -61,6 +61,8 @@ def run_dev(app: Flask, *, host: str, port: int) -> None:
     upgrade(revision="heads")
     creds = seed_demo(app)
     env = dict(os.environ, REDIS_URL=redis_conn.url(), PYTHONUNBUFFERED="1")
+    # links in mails (invitations) point at the address this stack serves, whatever PORT is
+    env.setdefault("BUNBASE_PUBLIC_URL", f"http://{host}:{port}")
     bindir = Path(sys.executable).parent
     commands = [
         [

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import current_app, session
-from flask_login import LoginManager, UserMixin, login_user
+from flask_login import LoginManager, UserMixin, current_user, login_user
 from sqlalchemy import select
 
 from bunbase import identity, tenancy_cache
@@ -130,6 +130,9 @@ def sign_in(email: str, password: str, workspace: str, ip: str | None, agent: st
             user.is_tenant_admin,
             user.is_platform_operator,
         )
+    previous = current_user._get_current_object() if current_user.is_authenticated else None
+    if isinstance(previous, StudioUser) and previous.session_id != studio_user.session_id:
+        sign_out(previous)  # signing in again in this browser ends the session it had
     session.clear()  # a new cookie session on every sign-in (no fixation)
     login_user(studio_user)
     session["tenant_id"] = studio_user.home_tenant_id

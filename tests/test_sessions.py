@@ -151,6 +151,8 @@ def test_signing_in_again_in_the_same_browser_rotates_the_cookie_session(app, te
     assert first != second and "bbs_planted-token" not in (first, second)
     studio_sessions = rows(app, AuthSession, AuthSession.kind == "studio")
     assert len({s.id for s in studio_sessions}) == 2
+    # the session the browser had before is over, not left valid until it expires
+    assert sorted(s.revoked_at is None for s in studio_sessions) == [False, True]
     assert browser.get("/studio/m/users/users").status_code == 200
     # the API hands out a new token and session on every sign-in too
     client = app.test_client()
