@@ -49,11 +49,17 @@ def tenant_seed(count: int, as_json: bool) -> None:
 @cli.command("worker", help="Run an RQ worker (queues high, default, low in that order).")
 @click.option("--burst", is_flag=True, help="Exit when the queues are empty.")
 @click.option("--queues", default="high,default,low", show_default=True)
+@click.option("--supervise/--no-supervise", default=True, show_default=True,
+              help="Run the worker as a child that is restarted if a job kills it (not with --burst).")
 @with_appcontext
-def worker(burst: bool, queues: str) -> None:
-    from bunbase.worker import run_worker
+def worker(burst: bool, queues: str, supervise: bool) -> None:
+    from bunbase.worker import run_worker, supervised_argv
+    from bunbase.worker import supervise as run_supervisor
 
-    run_worker(current_app._get_current_object(), queues.split(","), burst=burst)  # type: ignore[attr-defined]
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if supervise and not burst:
+        raise SystemExit(run_supervisor(app, supervised_argv()))
+    run_worker(app, queues.split(","), burst=burst)
 
 
 @cli.command("scheduler", help="Run the scheduler loop (one active at a time).")

@@ -175,7 +175,9 @@ def enqueue(
     )
     if when is None:
         # no outbox row: the queued job row is the durable record (see relay_lost)
-        ctx.outbox.after_commit("job", {"job_id": job_id, "queue": queue_name})
+        ctx.outbox.after_commit(
+            "job", {"job_id": job_id, "queue": queue_name, "timeout": rq_timeout(definition)}
+        )
     return job_id
 
 
@@ -213,35 +215,57 @@ def job_row(
     )
 
 
-def _push(job_id: str, tenant_id: str, queue_name: str) -> None:
-    _push_many([(job_id, tenant_id, queue_name)])
+#: seconds RQ allows past a job's own timeout, for recording its outcome
+TIMEOUT_GRACE = 30
 
 
-def _push_many(items: list[tuple[str, str, str]]) -> None:
+def rq_timeout(definition: JobDef | None) -> int:
+    """RQ stops a job (JobTimeoutException, recorded as a failed attempt) that runs past its
+    `timeout`; the same figure tells RQ when a silent worker's job counts as abandoned."""
+    return definition.timeout + TIMEOUT_GRACE if definition is not None else -1
+
+
+def timeout_of(name: str) -> int:
+    return rq_timeout(_jobs.get(name))
+
+
+Push = tuple[str, str, str, int]  # job id, tenant id, queue, RQ timeout
+
+
+def _push(job_id: str, tenant_id: str, queue_name: str, timeout: int = -1) -> None:
+    _push_many([(job_id, tenant_id, queue_name, timeout)])
+
+
+def _push_many(items: list[Push]) -> None:
     """Hand jobs to RQ, each queue's share in one pipelined round trip."""
-    by_queue: dict[str, list[tuple[str, str]]] = {}
-    for job_id, tenant_id, queue_name in items:
-        by_queue.setdefault(queue_name, []).append((job_id, tenant_id))
+    by_queue: dict[str, list[tuple[str, str, int]]] = {}
+    for job_id, tenant_id, queue_name, timeout in items:
+        by_queue.setdefault(queue_name, []).append((job_id, tenant_id, timeout))
     for queue_name, jobs_ in by_queue.items():
         q = queue(queue_name)
         if len(jobs_) == 1:
-            job_id, tenant_id = jobs_[0]
-            q.enqueue_call(run_job, args=(job_id, tenant_id), job_id=job_id, timeout=-1,
+            job_id, tenant_id, timeout = jobs_[0]
+            q.enqueue_call(run_job, args=(job_id, tenant_id), job_id=job_id, timeout=timeout,
                            result_ttl=0, failure_ttl=7 * 86400)
             continue
         q.enqueue_many([
-            Queue.prepare_data(run_job, args=(job_id, tenant_id), job_id=job_id, timeout=-1,
+            Queue.prepare_data(run_job, args=(job_id, tenant_id), job_id=job_id, timeout=timeout,
                                result_ttl=0, failure_ttl=7 * 86400)
-            for job_id, tenant_id in jobs_
+            for job_id, tenant_id, timeout in jobs_
         ])
 
 
+def _effect_push(e: Effect) -> Push:
+    return (e.payload["job_id"], e.tenant_id, e.payload.get("queue", "default"),
+            int(e.payload.get("timeout", -1)))
+
+
 def _dispatch_job(effect: Effect) -> None:
-    _push(effect.payload["job_id"], effect.tenant_id, effect.payload.get("queue", "default"))
+    _push_many([_effect_push(effect)])
 
 
 def _dispatch_jobs(effects: list[Effect]) -> None:
-    _push_many([(e.payload["job_id"], e.tenant_id, e.payload.get("queue", "default")) for e in effects])
+    _push_many([_effect_push(e) for e in effects])
 
 
 register_dispatcher("job", _dispatch_job, batch=_dispatch_jobs)
@@ -451,7 +475,7 @@ def enqueue_due(limit: int = 500) -> int:
         if db.engine.dialect.name == "postgresql":
             stmt = stmt.with_for_update(skip_locked=True)
         rows = list(db.session.scalars(stmt))
-        due = [(r.id, r.tenant_id, r.queue) for r in rows]
+        due = [(r.id, r.tenant_id, r.queue, timeout_of(r.name)) for r in rows]
         for r in rows:
             r.status = "queued"
         db.session.commit()
@@ -467,7 +491,7 @@ def relay_lost(older_than: timedelta = timedelta(seconds=30), limit: int = 500) 
     cutoff = clock.now() - older_than
     with unscoped():
         rows = db.session.execute(
-            select(JobRun.id, JobRun.tenant_id, JobRun.queue)
+            select(JobRun.id, JobRun.tenant_id, JobRun.queue, JobRun.name)
             .where(JobRun.status == "queued", JobRun.created_at <= cutoff)
             .order_by(JobRun.created_at)
             .limit(limit)
@@ -480,7 +504,11 @@ def relay_lost(older_than: timedelta = timedelta(seconds=30), limit: int = 500) 
     for row in rows:
         pipe.exists(Job.key_for(row.id))
     held = pipe.execute()
-    lost = [(r.id, r.tenant_id, r.queue) for r, present in zip(rows, held, strict=True) if not present]
+    lost = [
+        (r.id, r.tenant_id, r.queue, timeout_of(r.name))
+        for r, present in zip(rows, held, strict=True)
+        if not present
+    ]
     if lost:
         log.warning("re-sending queued jobs that RQ lost", count=len(lost))
         _push_many(lost)
@@ -499,28 +527,31 @@ def recover_abandoned(at: float | None = None) -> int:
         StartedJobRegistry(queue=q).cleanup(timestamp=at)
         failed = FailedJobRegistry(queue=q)
         for job_id in failed.get_job_ids():
-            with unscoped():
-                row = db.session.get(JobRun, job_id)
-                tenant_id = row.tenant_id if row is not None else None
-                status = row.status if row is not None else None
-                db.session.rollback()
             failed.remove(job_id, delete_job=True)
-            if tenant_id is None or status != "queued":
-                continue
-            with tenant_scope(tenant_id):
-                definition = get(row.name) if row is not None else None
-                if definition is None:
-                    continue
-                _record_failure(
-                    job_id,
-                    definition,
-                    (row.attempts if row else 0) + 1,
-                    clock.now(),
-                    time.perf_counter(),
-                    RuntimeError("the worker died while running this job"),
-                )
-            recovered += 1
+            if record_lost_attempt(job_id, "the worker died while running this job"):
+                recovered += 1
     return recovered
+
+
+def record_lost_attempt(job_id: str, reason: str) -> bool:
+    """A job whose process died under it: count the attempt as failed (retry, or the DLQ
+    when out of attempts). False if the job had already finished or is unknown."""
+    with unscoped():
+        row = db.session.get(JobRun, job_id)
+        queued = row is not None and row.status == "queued"
+        found = (row.tenant_id, row.name, row.attempts) if row is not None and queued else None
+        db.session.rollback()
+    if found is None:
+        return False
+    tenant_id, name, attempts = found
+    definition = _jobs.get(name)
+    if definition is None:
+        return False
+    with tenant_scope(tenant_id):
+        _record_failure(
+            job_id, definition, attempts + 1, clock.now(), time.perf_counter(), RuntimeError(reason)
+        )
+    return True
 
 
 # -- operator controls (DLQ) ------------------------------------------------------------

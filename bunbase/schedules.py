@@ -197,7 +197,7 @@ def _fire(session: DBSession, row: Schedule, due: datetime, *, manual: bool = Fa
 def fire_due(limit: int = 200) -> list[str]:
     """Fire every due, unpaused schedule once; returns the job ids queued."""
     now = clock.now()
-    fired: list[tuple[str, str, str]] = []
+    fired: list[tuple[str, str, str, int]] = []
     with unscoped(), write_intent():
         stmt = (
             select(Schedule)
@@ -211,10 +211,10 @@ def fire_due(limit: int = 200) -> list[str]:
             due = row.next_run_at or now
             job_id = _fire(db.session, row, due)
             row.next_run_at = compute_next(row, now)
-            fired.append((job_id, row.tenant_id, jobs.get(row.job).queue))
+            fired.append((job_id, row.tenant_id, jobs.get(row.job).queue, jobs.timeout_of(row.job)))
         db.session.commit()
-    for job_id, tenant_id, queue_name in fired:
-        jobs._push(job_id, tenant_id, queue_name)
+    for job_id, tenant_id, queue_name, timeout in fired:
+        jobs._push(job_id, tenant_id, queue_name, timeout)
     return [f[0] for f in fired]
 
 

@@ -86,6 +86,11 @@ def discarded_midway(payload: dict[str, Any], ctx: Context) -> dict[str, bool]:
     return {"done": True}
 
 
+@job("tests.too_slow", retries=0, timeout=1)
+def too_slow(payload: dict[str, Any], ctx: Context) -> None:
+    time.sleep(5)
+
+
 def _enqueue(app, tenant_id: str, name: str, payload: dict[str, Any], **options: Any) -> str:
     """Enqueue as a job would from an action: in a transaction, dispatched after commit."""
     from bunbase.db import write_intent
@@ -330,3 +335,48 @@ def test_job_of_a_killed_worker_is_recovered_and_retried(app, tenant_a, tmp_path
     clock.advance("1h")
     Worker(app).drain()  # the marker exists now, so the retry finishes at once
     assert _row(app, job_id).status == "succeeded"
+
+
+def test_a_job_past_its_timeout_is_stopped_and_recorded(app, tenant_a, monkeypatch):
+    monkeypatch.setattr(jobs, "TIMEOUT_GRACE", 0)  # RQ stops it at the job's own timeout
+    job_id = _enqueue(app, tenant_a.id, "tests.too_slow", {})
+    (rq_job,) = jobs.queue("default").jobs
+    assert rq_job.timeout == 1
+    started = time.monotonic()
+    Worker(app).drain()
+    assert time.monotonic() - started < 4  # not the 5 s the handler wanted
+    row = _row(app, job_id)
+    assert row.status == "dead" and "JobTimeoutException" in (row.error or "")
+
+
+def test_a_job_that_kills_its_worker_is_contained_by_the_supervisor(app, tenant_a, tmp_path):
+    """No fork per job, yet a job that kills the process costs one attempt, not the worker:
+    the supervisor records the attempt and starts a new worker, which goes on with the queue."""
+    marker = tmp_path / "crashed"
+    crasher = _enqueue(app, tenant_a.id, "testkit.crash", {"marker": str(marker)})
+    after = _enqueue(app, tenant_a.id, "testkit.record", {"note": "after the crash"})
+    settings = app.extensions["bunbase"].settings
+    env = dict(os.environ, DATABASE_URL=settings.resolved_database_url(), REDIS_URL=redis_conn.url(),
+               BUNBASE_INSTANCE_DIR=str(settings.instance_dir),
+               BUNBASE_EXTRA_MODULES="tests.fixture_modules",
+               BUNBASE_LOG_LEVEL="CRITICAL")
+    proc = subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "bunbase", "worker"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while _row(app, after).status != "succeeded":
+            assert proc.poll() is None, "the supervisor exited"
+            assert time.monotonic() < deadline, "the queue stopped after the crash"
+            time.sleep(0.2)
+        assert marker.exists()
+        row = _row(app, crasher)
+        assert row.status == "retrying" and row.attempts == 1
+        assert "worker process died" in (row.error or "") and "exit code 3" in (row.error or "")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    clock.advance("1h")
+    Worker(app).drain()  # the marker exists now: the retry finishes
+    assert _row(app, crasher).status == "succeeded"

@@ -23,3 +23,14 @@ def sleepy(payload: dict[str, Any], ctx: Context) -> None:
         with open(marker, "w"):
             pass
         time.sleep(payload["seconds"])
+
+
+@job("testkit.crash", retries=2)
+def crash(payload: dict[str, Any], ctx: Context) -> None:
+    """Kills its own process the first time it runs (a marker file says it did): what a
+    segfault or the OOM killer does to a worker that does not fork per job."""
+    marker = payload["marker"]
+    if not os.path.exists(marker):
+        with open(marker, "w"):
+            pass
+        os._exit(3)
