@@ -168,7 +168,7 @@ class Bench:
         # one pipeline: the idle workers see the whole batch at once
         q.enqueue_many([
             Queue.prepare_data("bench.runtime_defs.raw_noop", args=({"counter": key},),
-                               result_ttl=0, timeout=-1)
+                               result_ttl=0)  # RQ's default timeout, as a plain user gets
             for _ in range(n)
         ])
         self.enqueue_rates["raw"].append(n / (time.perf_counter() - t0))
@@ -224,8 +224,7 @@ class Bench:
             key = f"bench:probe:{secrets.token_hex(4)}"
             t0 = time.time()
             if i % 2 == 0:
-                q.enqueue_call("bench.runtime_defs.raw_noop", args=({"probe": key},), result_ttl=0,
-                               timeout=-1)
+                q.enqueue_call("bench.runtime_defs.raw_noop", args=({"probe": key},), result_ttl=0)
                 sink = raw
             else:
                 self._in_tx(lambda ctx, key=key: ctx.jobs.enqueue("bench.noop", {"probe": key}))
