@@ -342,10 +342,8 @@ def test_a_job_past_its_timeout_is_stopped_and_recorded(app, tenant_a, monkeypat
     job_id = _enqueue(app, tenant_a.id, "tests.too_slow", {})
     (rq_job,) = jobs.queue("default").jobs
     assert rq_job.timeout == 1
-    started = time.monotonic()
     Worker(app).drain()
-    assert time.monotonic() - started < 4  # not the 5 s the handler wanted
-    row = _row(app, job_id)
+    row = _row(app, job_id)  # left alone, the handler would have finished after 5 s: succeeded
     assert row.status == "dead" and "JobTimeoutException" in (row.error or "")
 
 
