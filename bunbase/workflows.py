@@ -239,7 +239,10 @@ def _step_row(session: DBSession, run: WorkflowRun, index: int, kind: str) -> Wo
 # -- advancing (a job) -------------------------------------------------------------------
 @jobs.job("bunbase.workflow.advance", queue="default", retries=3)
 def advance(payload: dict[str, Any], ctx: Context) -> dict[str, Any]:
-    run = ctx.db.get(WorkflowRun, payload["run_id"])
+    # the run's row lock, held for the step: an operator's pause / cancel / replay waits for
+    # the step to end and then decides on the state it left (a redelivered step job waits
+    # too, then sees the step done and skips)
+    run = ctx.db.get(WorkflowRun, payload["run_id"], with_for_update=True, populate_existing=True)
     if run is None or run.state != "running" or run.current_step != payload.get("step", run.current_step):
         return {"skipped": True}
     definition = get_def(run.name)
@@ -389,7 +392,10 @@ COMPENSATE_RETRIES = 5
 @jobs.job("bunbase.workflow.compensate", queue="default", retries=COMPENSATE_RETRIES)
 def compensate(payload: dict[str, Any], ctx: Context) -> dict[str, Any]:
     """Run the next compensation (latest completed step first); one per job."""
-    run = ctx.db.get(WorkflowRun, payload["run_id"])
+    # the run's row lock, held for the step: an operator's pause / cancel / replay waits for
+    # the step to end and then decides on the state it left (a redelivered step job waits
+    # too, then sees the step done and skips)
+    run = ctx.db.get(WorkflowRun, payload["run_id"], with_for_update=True, populate_existing=True)
     if run is None or run.state != "compensating":
         return {"skipped": True}
     pending = _pending_compensations(ctx.db, run)

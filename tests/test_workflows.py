@@ -4,6 +4,8 @@ reverse order, pause/resume, cancel, replay from a step with edited input, retry
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -86,6 +88,19 @@ workflow("tests.wf.saga", input=Order, steps={
 def _reset() -> None:
     CALLS.clear()
     FAIL.clear()
+
+
+IN_STEP = threading.Event()
+GO_ON = threading.Event()
+
+
+def _held_step(input: Order, ctx: Context) -> dict[str, bool]:
+    IN_STEP.set()
+    assert GO_ON.wait(20), "the test never let the step finish"
+    return {"done": True}
+
+
+workflow("tests.wf.held", input=Order, steps={"only": _held_step})
 
 
 def run_in(app, tenant_id: str, fn: Callable[[Context], Any]) -> Any:
@@ -410,3 +425,37 @@ def test_get_run_refuses_another_tenants_run_already_in_the_session(app, tenant_
         with tenant_scope(tenant_b.id), pytest.raises(NotFound):
             workflows.get_run(db.session, run_id)
         db.session.remove()
+
+
+def test_a_pause_during_a_step_is_decided_on_the_state_the_step_leaves(app, tenant_a):
+    """The step holds its run's row lock: a pause sent mid-step waits, then sees the run
+    completed and says so (409), instead of answering 200 and being overwritten."""
+    IN_STEP.clear()
+    GO_ON.clear()
+    run_id = start(app, tenant_a, "tests.wf.held")
+    (job,) = rows(app, JobRun, JobRun.name == "bunbase.workflow.advance")
+
+    def run_step() -> None:
+        with app.app_context():
+            jobs.run_job(job.id, tenant_a.id)
+
+    answer: dict[str, Any] = {}
+
+    def pause() -> None:
+        resp = app.test_client().post(f"/v1/workflows/runs/{run_id}/pause", headers=tenant_a.headers())
+        answer["status"], answer["body"] = resp.status_code, resp.get_json()
+
+    stepper = threading.Thread(target=run_step)
+    stepper.start()
+    try:
+        assert IN_STEP.wait(20)
+        pauser = threading.Thread(target=pause)
+        pauser.start()
+        time.sleep(0.5)  # the pause is now waiting on the run (or, unlocked, already done)
+    finally:
+        GO_ON.set()
+        stepper.join(30)
+    pauser.join(30)
+    assert run_of(app, run_id).state == "completed"
+    assert answer["status"] == 409, answer
+    assert answer["body"]["error"]["code"] == "conflict"

@@ -525,7 +525,7 @@ def list_workflow_runs(input: ListWorkflowRunsInput, ctx: Context) -> WorkflowRu
 
 def _control(verb: str) -> Any:
     def handler(input: RunIdInput, ctx: Context) -> WorkflowRunOut:
-        return _run_out(ctx, services.control(ctx, services.get_run(ctx, input.run_id), verb))
+        return _run_out(ctx, services.control(ctx, services.get_run(ctx, input.run_id, lock=True), verb))
 
     handler.__name__ = f"{verb}_workflow_run"
     handler.__module__ = __name__
@@ -560,7 +560,9 @@ pause_workflow_run, resume_workflow_run, cancel_workflow_run, retry_workflow_run
     description="Run again from a step (name or index), optionally with edited input; earlier results stay.",
 )
 def replay_workflow_run(input: ReplayWorkflowInput, ctx: Context) -> WorkflowRunOut:
-    run = services.replay_workflow(ctx, services.get_run(ctx, input.run_id), input.from_step, input.input)
+    run = services.replay_workflow(
+        ctx, services.get_run(ctx, input.run_id, lock=True), input.from_step, input.input
+    )
     return _run_out(ctx, run)
 
 

@@ -488,8 +488,10 @@ def trigger_schedule(ctx: Context, row: Schedule) -> str:
 
 
 # -- workflows -----------------------------------------------------------------------------
-def get_run(ctx: Context, run_id: str) -> WorkflowRun:
-    return _owned(ctx.db, WorkflowRun, run_id, ctx.tenant.id, "Workflow run")  # type: ignore[no-any-return]
+def get_run(ctx: Context, run_id: str, *, lock: bool = False) -> WorkflowRun:
+    """With `lock` (operator controls): read under the run's row lock, which a running
+    step holds too, so a pause or cancel is decided on the run's real state, after the step."""
+    return _owned(ctx.db, WorkflowRun, run_id, ctx.tenant.id, "Workflow run", lock=lock)  # type: ignore[no-any-return]
 
 
 def _definition(name: str) -> workflows.WorkflowDef | None:
