@@ -30,7 +30,9 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bunbase import events, jobs
 from bunbase.clock import clock, parse_duration
@@ -253,9 +255,8 @@ def advance(payload: dict[str, Any], ctx: Context) -> dict[str, Any]:
     if isinstance(current, Wait):
         _enter_wait(ctx, run, current)
         return {"state": run.state, "waiting": current.name}
-    row = _step_row(ctx.db, run, run.current_step, "step")
     attempt = int(ctx.extras.get("attempt", 1))
-    row.attempts, row.started_at = attempt, row.started_at or clock.now()
+    started_at = clock.now()
     input_model = definition.input.model_validate(run.input)
     ctx.extras["workflow"] = {"run_id": run.id, "results": dict(run.results), "step": current.name}
     ctx.logger.info("workflow step", workflow=run.name, run_id=run.id, step=current.name, attempt=attempt)
@@ -269,7 +270,7 @@ def advance(payload: dict[str, Any], ctx: Context) -> dict[str, Any]:
         raise
     if isinstance(result, BaseModel):
         result = result.model_dump(mode="json", by_alias=True)
-    row.status, row.result, row.finished_at = "completed", _jsonable(result), clock.now()
+    _step_completed(ctx.db, run, current.name, attempt, started_at, _jsonable(result))
     run.results = {**run.results, current.name: _jsonable(result)}
     run.current_step += 1
     run.updated_at = clock.now()
@@ -278,6 +279,33 @@ def advance(payload: dict[str, Any], ctx: Context) -> dict[str, Any]:
     else:
         _schedule_advance(ctx, run)
     return {"state": run.state, "completed": current.name}
+
+
+def _step_completed(
+    session: DBSession, run: WorkflowRun, name: str, attempt: int, started_at: datetime, result: Any
+) -> None:
+    """Record the finished step in one statement: an insert, or an update of the row an
+    earlier attempt or a replay left (keeping when it first started)."""
+    table = WorkflowStep.__table__
+    dialect = session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    now = clock.now()
+    stmt = insert(table).values(
+        id=new_id("wfs"), tenant_id=run.tenant_id, run_id=run.id, index=run.current_step, kind="step",
+        name=name, status="completed", attempts=attempt, started_at=started_at, finished_at=now,
+        result=result, error=None,
+    )
+    session.execute(stmt.on_conflict_do_update(
+        index_elements=["run_id", "index", "kind"],
+        set_={
+            "status": "completed",
+            "attempts": attempt,
+            "started_at": func.coalesce(table.c.started_at, stmt.excluded.started_at),
+            "finished_at": now,
+            "result": stmt.excluded.result,
+            "error": None,
+        },
+    ))
 
 
 def _jsonable(value: Any) -> Any:

@@ -283,6 +283,7 @@ def test_invalid_payload_is_refused_at_enqueue(app, tenant_a):
 
 def test_per_tenant_concurrency_defers_only_the_busy_tenant(app, tenant_a, tenant_b, monkeypatch):
     monkeypatch.setattr(jobs, "tenant_concurrency", 1)
+    monkeypatch.setattr(jobs, "_workers_running", lambda: 8)  # more workers than the limit
     # a job of tenant A is running elsewhere and holds A's only slot
     assert jobs._acquire_slot(tenant_a.id, "job_elsewhere", 60)
     a_job = _enqueue(app, tenant_a.id, "testkit.record", {"note": "a"})
@@ -378,3 +379,17 @@ def test_a_job_that_kills_its_worker_is_contained_by_the_supervisor(app, tenant_
     clock.advance("1h")
     Worker(app).drain()  # the marker exists now: the retry finishes
     assert _row(app, crasher).status == "succeeded"
+
+
+def test_no_slot_is_taken_while_there_are_no_more_workers_than_the_limit(app, tenant_a, monkeypatch):
+    """A tenant cannot run more jobs at once than there are workers: with one worker and a
+    limit of 4 the limit cannot bind, and the job takes no slot (no Redis round trips)."""
+    taken: list[str] = []
+    monkeypatch.setattr(jobs, "_acquire_slot", lambda tenant_id, job_id, timeout: taken.append(job_id) or True)
+    _enqueue(app, tenant_a.id, "testkit.record", {"note": "one"})
+    Worker(app).drain()
+    assert taken == []
+    monkeypatch.setattr(jobs, "_workers_running", lambda: 5)
+    job_id = _enqueue(app, tenant_a.id, "testkit.record", {"note": "two"})
+    Worker(app).drain()
+    assert taken == [job_id]
