@@ -31,8 +31,10 @@ def code_from(mailbox: Any, address: str, label: str) -> str:
     found = mailbox.to(address)
     assert found, f"no mail to {address}; got {[m['To'] for m in mailbox.messages]}"
     body = found[-1].get_content()
-    codes = re.findall(rf"{label} code: (bb[a-z]_[A-Za-z0-9_-]+)", body)
+    path = {"Verification": "verify-email", "Reset": "reset-password"}[label]
+    codes = re.findall(rf"https?://[^/\s]+/{path}/(bb[a-z]_[A-Za-z0-9_-]+)", body)
     assert codes, body
+    assert f"code is {codes[-1]}" in body  # the same code, for apps that call the API
     return codes[-1]
 
 
@@ -492,3 +494,56 @@ def test_studio_disable_and_revoke_go_through_actions(app, client, tenant_a):
     resp = studio.post(f"{admin_url}/disable", data={"csrf_token": _csrf(studio, admin_url)},
                        follow_redirects=True)
     assert "cannot disable or enable your own account" in resp.get_data(as_text=True)
+
+
+# -- the pages behind the mail links ---------------------------------------------------
+def _page_csrf(page: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+
+def test_the_verification_link_opens_a_page_that_confirms_on_the_button(app, client, tenant_a, mailbox):
+    user_id = signup(client, tenant_a, "vic@example.com").json["data"]["userId"]
+    deliver_mail(app)
+    code = code_from(mailbox, "vic@example.com", "Verification")
+    browser = app.test_client()
+    page = browser.get(f"/verify-email/{code}")
+    assert page.status_code == 200 and "Confirm vic@example.com" in page.get_data(as_text=True)
+    (user,) = rows(app, User, User.id == user_id)
+    assert user.email_verified_at is None  # opening the link (a mail scanner) changes nothing
+    done = browser.post(f"/verify-email/{code}", data={"csrf_token": _page_csrf(page.get_data(as_text=True))})
+    assert 'data-result="verified"' in done.get_data(as_text=True)
+    (user,) = rows(app, User, User.id == user_id)
+    assert user.email_verified_at is not None
+    again = browser.get(f"/verify-email/{code}").get_data(as_text=True)
+    assert 'data-result="invalid"' in again  # single use
+    assert browser.get("/verify-email/bbv_" + "x" * 43).status_code == 404
+    # a reset token does not open the verification page
+    client.post("/v1/users/password/reset-request", json={"email": "vic@example.com"},
+                headers={"X-Tenant-Id": tenant_a.slug})
+    deliver_mail(app)
+    assert browser.get(f"/verify-email/{code_from(mailbox, 'vic@example.com', 'Reset')}").status_code == 404
+
+
+def test_the_reset_link_opens_a_page_that_sets_the_new_password(app, client, tenant_a, mailbox):
+    signup(client, tenant_a, "rex@example.com")
+    client.post("/v1/users/password/reset-request", json={"email": "rex@example.com"},
+                headers={"X-Tenant-Id": tenant_a.slug})
+    deliver_mail(app)
+    code = code_from(mailbox, "rex@example.com", "Reset")
+    browser = app.test_client()
+    page = browser.get(f"/reset-password/{code}").get_data(as_text=True)
+    assert 'data-testid="reset-form"' in page and "rex@example.com" in page
+    csrf = _page_csrf(page)
+    differ = browser.post(f"/reset-password/{code}", data={
+        "csrf_token": csrf, "password": "a new passphrase", "confirm": "another one!"}).get_data(as_text=True)
+    assert "The two passwords differ." in differ
+    short = browser.post(f"/reset-password/{code}", data={
+        "csrf_token": csrf, "password": "short", "confirm": "short"}).get_data(as_text=True)
+    assert "newPassword" in short and 'data-testid="reset-form"' in short  # typed error, token kept
+    assert login(client, tenant_a, "rex@example.com").status_code == 200  # nothing changed yet
+    done = browser.post(f"/reset-password/{code}", data={
+        "csrf_token": csrf, "password": "a new passphrase", "confirm": "a new passphrase"})
+    assert 'data-result="reset"' in done.get_data(as_text=True)
+    assert login(client, tenant_a, "rex@example.com").status_code == 401
+    assert login(client, tenant_a, "rex@example.com", "a new passphrase").status_code == 200
+    assert 'data-result="invalid"' in browser.get(f"/reset-password/{code}").get_data(as_text=True)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -104,7 +105,13 @@ def consume_token(ctx: Context, token: str, purpose: str) -> tuple[UserToken, Us
     return record, user
 
 
+def _link(path: str, token: str) -> str:
+    base = current_app.extensions["bunbase"].settings.public_url.rstrip("/")
+    return f"{base}/{path}/{token}"
+
+
 def _send_verification(ctx: Context, user: User, token: str) -> None:
+    hours = int(TTL[VERIFY].total_seconds() // 3600)
     mail.send(
         ctx,
         to=user.email,
@@ -112,10 +119,11 @@ def _send_verification(ctx: Context, user: User, token: str) -> None:
         subject=f"Confirm your email for {ctx.tenant.name}",
         text=(
             f"Hello {user.name or user.email},\n\n"
-            f"Enter this code to confirm that {user.email} is your address.\n\n"
-            f"Verification code: {token}\n"
-            f"The code works once and expires in {int(TTL[VERIFY].total_seconds() // 3600)} "
-            "hours. If you did not sign up, ignore this message.\n"
+            f"Open this link to confirm that {user.email} is your address:\n\n"
+            f"{_link('verify-email', token)}\n\n"
+            f"(In an app, the code is {token}.)\n"
+            f"The link works once and expires in {hours} hours. If you did not sign up, "
+            "ignore this message.\n"
         ),
     )
 
@@ -128,10 +136,11 @@ def _send_reset(ctx: Context, user: User, token: str) -> None:
         subject=f"Reset your password for {ctx.tenant.name}",
         text=(
             f"Hello {user.name or user.email},\n\n"
-            f"Someone asked to reset the password of {user.email}. Enter this code to "
-            "choose a new one.\n\n"
-            f"Reset code: {token}\n"
-            "The code works once and expires in 1 hour. If you did not ask for this, ignore "
+            f"Someone asked to reset the password of {user.email}. Open this link to choose "
+            "a new one:\n\n"
+            f"{_link('reset-password', token)}\n\n"
+            f"(In an app, the reset code is {token}.)\n"
+            "The link works once and expires in 1 hour. If you did not ask for this, ignore "
             "this message: your password stays as it is.\n"
         ),
     )
