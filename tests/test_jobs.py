@@ -385,7 +385,8 @@ def test_no_slot_is_taken_while_there_are_no_more_workers_than_the_limit(app, te
     """A tenant cannot run more jobs at once than there are workers: with one worker and a
     limit of 4 the limit cannot bind, and the job takes no slot (no Redis round trips)."""
     taken: list[str] = []
-    monkeypatch.setattr(jobs, "_acquire_slot", lambda tenant_id, job_id, timeout: taken.append(job_id) or True)
+    monkeypatch.setattr(jobs, "_acquire_slot",
+                        lambda tenant_id, job_id, timeout: taken.append(job_id) or True)
     _enqueue(app, tenant_a.id, "testkit.record", {"note": "one"})
     Worker(app).drain()
     assert taken == []
