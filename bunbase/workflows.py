@@ -617,7 +617,31 @@ def resume(ctx: Context, run: WorkflowRun) -> WorkflowRun:
     run.state, run.updated_at = previous, clock.now()
     if previous == "running":
         _schedule_advance(ctx, run)
+    elif run.wait_event:
+        _catch_up_on_events(ctx, run)
     return run
+
+
+def _catch_up_on_events(ctx: Context, run: WorkflowRun) -> None:
+    """A run paused while it waited for an event missed the ones emitted meanwhile: the
+    first matching one since the wait began ends the wait now."""
+    current = get_def(run.name).steps[run.current_step]
+    waiting_since = ctx.db.scalar(
+        select(WorkflowStep.started_at).where(
+            WorkflowStep.run_id == run.id, WorkflowStep.index == run.current_step, WorkflowStep.kind == "step"
+        )
+    )
+    if not isinstance(current, Wait) or waiting_since is None:
+        return
+    missed = ctx.db.scalars(
+        select(EventRecord)
+        .where(EventRecord.name == run.wait_event, EventRecord.created_at >= waiting_since)
+        .order_by(EventRecord.created_at, EventRecord.id)
+    )
+    for event in missed:
+        if _matches(current, event.payload, run.input):
+            _finish_wait(ctx, run, {"event": event.name, "eventId": event.id, "payload": event.payload})
+            return
 
 
 def cancel(ctx: Context, run: WorkflowRun) -> WorkflowRun:

@@ -459,3 +459,21 @@ def test_a_pause_during_a_step_is_decided_on_the_state_the_step_leaves(app, tena
     assert run_of(app, run_id).state == "completed"
     assert answer["status"] == 409, answer
     assert answer["body"]["error"]["code"] == "conflict"
+
+
+def test_an_event_that_arrives_while_the_run_is_paused_resumes_it_on_resume(app, tenant_a, tenant_b):
+    run_id = start(app, tenant_a, "tests.wf.pay", orderId="o-7")
+    worker = Worker(app)
+    worker.drain()
+    assert run_of(app, run_id).state == "waiting"
+    control(app, tenant_a, run_id, workflows.pause)
+    emit(app, tenant_b, {"orderId": "o-7"})  # another tenant's event never counts
+    emit(app, tenant_a, {"orderId": "o-other"})
+    emit(app, tenant_a, {"orderId": "o-7", "amount": 3})  # missed while paused
+    worker.drain()
+    assert run_of(app, run_id).state == "paused" and names() == ["reserve"]
+    control(app, tenant_a, run_id, workflows.resume)
+    worker.drain()
+    run = run_of(app, run_id)
+    assert run.state == "completed" and names() == ["reserve", "ship"]
+    assert run.results["paid"]["payload"] == {"orderId": "o-7", "amount": 3}
