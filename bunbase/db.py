@@ -79,8 +79,13 @@ def configure_engine(engine: Engine) -> None:
         mode = _sqlite_begin.get()
         if mode == "BEGIN IMMEDIATE" and lock_path:
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            conn.info["bunbase_write_lock"] = fd
+            try:  # an exception while waiting (a job's timeout alarm) must not leak the fd
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                conn.info["bunbase_write_lock"] = fd
+            except BaseException:
+                conn.info.pop("bunbase_write_lock", None)
+                os.close(fd)  # closing releases the lock if it was taken
+                raise
         try:
             conn.exec_driver_sql(mode)
         except BaseException:

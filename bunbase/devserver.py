@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -111,7 +112,9 @@ def run_dev(app: Flask, *, host: str, port: int) -> None:
             try:
                 p.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                p.kill()
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(p.pid, signal.SIGKILL)  # its whole group: the worker's child too
+                p.wait(timeout=5)
         app.extensions["bunbase"].buffer.close()
         redis_conn.stop_embedded()
         click.echo("stopped web, worker, scheduler and the embedded Redis")

@@ -357,7 +357,7 @@ def _run(job_id: str, tenant_id: str) -> str:
     # the row lock makes a job delivered twice (a relay re-send) run once: the second
     # delivery waits here, then sees the first one's outcome (SQLite: the write lock)
     row = db.session.get(JobRun, job_id, with_for_update=True)
-    if row is None or row.status in TERMINAL or row.status == "scheduled":
+    if row is None or row.status != "queued":  # done, discarded, or waiting for its time
         db.session.rollback()
         return "skipped"
     definition = get(row.name)
@@ -455,6 +455,11 @@ def _record_failure(
     text = "".join(traceback.format_exception(exc))[-8000:]
     with write_intent():
         row = _reload(job_id)
+        if row.status not in {"queued", "discarded"} or row.attempts >= attempt:
+            # the outcome of this attempt is already on the row (the job finished, or a
+            # recovery raced its own run): never overwrite it
+            db.session.rollback()
+            return
         permanent = isinstance(exc, PermanentError)
         if row.status == "discarded":  # discarded while it ran: it stays discarded, no retry
             _finish(row, attempt, started, t0, "failed", error=text)

@@ -169,7 +169,9 @@ def resume(row: Schedule) -> None:
 def trigger_now(ctx: Context, row: Schedule) -> str:
     """Enqueue the schedule's job right now (after commit), without moving its next run."""
     job_id = _fire(ctx.db, row, clock.now(), manual=True)
-    ctx.outbox.add("job", {"job_id": job_id, "queue": jobs.get(row.job).queue})
+    ctx.outbox.after_commit(
+        "job", {"job_id": job_id, "queue": jobs.get(row.job).queue, "timeout": jobs.timeout_of(row.job)}
+    )
     return job_id
 
 

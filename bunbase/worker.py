@@ -18,11 +18,14 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from types import FrameType
+from typing import Any
 
 import structlog
 from flask import Flask
 from rq import Queue, SimpleWorker
+from rq.job import Job
 
 from bunbase import jobs, redis_conn
 
@@ -59,7 +62,7 @@ def supervise(app: Flask, child_argv: list[str]) -> int:
     generation = 0
     while True:
         generation += 1
-        name = f"bunbase-{socket.gethostname()}-{os.getpid()}-{generation}"
+        name = f"bunbase-{socket.gethostname()}-{os.getpid()}-{generation}-{uuid.uuid4().hex[:8]}"
         started = time.monotonic()
         child = subprocess.Popen(child_argv, env={**os.environ, NAME_ENV: name})
         code = child.wait()
@@ -86,8 +89,23 @@ def recover_dead_worker(name: str, reason: str) -> str | None:
     job_id = worker.get_current_job_id()
     worker.register_death()  # type: ignore[no-untyped-call]
     if job_id:
+        _forget_started(conn, job_id)
         jobs.record_lost_attempt(job_id, reason)
     return job_id
+
+
+def _forget_started(conn: Any, job_id: str) -> None:
+    """Drop the dead run's entry from RQ's started registries (`<job id>:<execution id>`)
+    and its job hash: left there, RQ's cleanup would later take the job's retry, running
+    under the same id, for abandoned."""
+    from rq.registry import StartedJobRegistry
+
+    for name in jobs.QUEUES:
+        registry = StartedJobRegistry(name, connection=conn)
+        stale = [m for m in conn.zrange(registry.key, 0, -1) if m.decode().split(":", 1)[0] == job_id]
+        if stale:
+            conn.zrem(registry.key, *stale)
+    conn.delete(Job.key_for(job_id))
 
 
 def supervised_argv() -> list[str]:

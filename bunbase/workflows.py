@@ -239,7 +239,11 @@ def _step_row(session: DBSession, run: WorkflowRun, index: int, kind: str) -> Wo
 
 
 # -- advancing (a job) -------------------------------------------------------------------
-@jobs.job("bunbase.workflow.advance", queue="default", retries=3)
+#: a step (or a compensation) may run this long before it is stopped and retried
+STEP_TIMEOUT = 3600
+
+
+@jobs.job("bunbase.workflow.advance", queue="default", retries=3, timeout=STEP_TIMEOUT)
 def advance(payload: dict[str, Any], ctx: Context) -> dict[str, Any]:
     # the run's row lock, held for the step: an operator's pause / cancel / replay waits for
     # the step to end and then decides on the state it left (a redelivered step job waits
@@ -349,11 +353,14 @@ def _fail_step(run_id: str, tenant_id: str, index: int, exc: BaseException | str
     from bunbase.tenancy_cache import tenant_ref
 
     with write_intent():
-        run = db.session.get(WorkflowRun, run_id)
+        run = db.session.get(WorkflowRun, run_id, with_for_update=True, populate_existing=True)
         assert run is not None
         row = _step_row(db.session, run, index, "step")
         message = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
         row.status, row.error, row.finished_at = "failed", message[:4000], clock.now()
+        if run.state in {"cancelled", "completed", "failed", "compensated"}:
+            db.session.commit()  # an operator ended the run meanwhile: record the step only
+            return
         run.error, run.updated_at = f"step {row.name!r} failed: {message}"[:4000], clock.now()
         ctx = Context(
             tenant=tenant_ref(tenant_id),
@@ -417,7 +424,7 @@ def _pending_compensations(session: DBSession, run: WorkflowRun) -> list[int]:
 COMPENSATE_RETRIES = 5
 
 
-@jobs.job("bunbase.workflow.compensate", queue="default", retries=COMPENSATE_RETRIES)
+@jobs.job("bunbase.workflow.compensate", queue="default", retries=COMPENSATE_RETRIES, timeout=STEP_TIMEOUT)
 def compensate(payload: dict[str, Any], ctx: Context) -> dict[str, Any]:
     """Run the next compensation (latest completed step first); one per job."""
     # the run's row lock, held for the step: an operator's pause / cancel / replay waits for
@@ -498,7 +505,7 @@ def wake_due(limit: int = 200) -> int:
     woken = 0
     for run_id, tenant_id in due:
         with tenant_scope(tenant_id), write_intent():
-            run = db.session.get(WorkflowRun, run_id)
+            run = db.session.get(WorkflowRun, run_id, with_for_update=True, populate_existing=True)
             if run is None or run.state != "waiting" or not run.wait_until or run.wait_until > now:
                 db.session.rollback()
                 continue
@@ -556,7 +563,10 @@ def _resume_on_event(ctx: Context, event: EventRecord) -> None:
     ):
         return  # no workflow waits for it: no query on the emitter's hot path
     waiting = ctx.db.scalars(
-        select(WorkflowRun).where(WorkflowRun.state == "waiting", WorkflowRun.wait_event == event.name)
+        select(WorkflowRun)
+        .where(WorkflowRun.state == "waiting", WorkflowRun.wait_event == event.name)
+        .with_for_update()  # a pause or cancel committed meanwhile is seen, not overwritten
+        .execution_options(populate_existing=True)
     ).all()
     for run in waiting:
         current = get_def(run.name).steps[run.current_step]

@@ -368,6 +368,11 @@ def test_a_job_that_kills_its_worker_is_contained_by_the_supervisor(app, tenant_
             assert time.monotonic() < deadline, "the queue stopped after the crash"
             time.sleep(0.2)
         assert marker.exists()
+        # the dead run left nothing in RQ that its retry could later be mistaken for
+        from rq.registry import StartedJobRegistry
+
+        started = StartedJobRegistry("default", connection=redis_conn.client())
+        assert not [m for m in started.get_job_ids() if m.split(":")[0] == crasher]
         row = _row(app, crasher)
         assert row.status == "retrying" and row.attempts == 1
         assert "worker process died" in (row.error or "") and "exit code 3" in (row.error or "")
@@ -394,3 +399,28 @@ def test_no_slot_is_taken_while_there_are_no_more_workers_than_the_limit(app, te
     job_id = _enqueue(app, tenant_a.id, "testkit.record", {"note": "two"})
     Worker(app).drain()
     assert taken == [job_id]
+
+
+def test_a_late_failure_report_never_overwrites_a_finished_job(app, tenant_a):
+    """A recovery that raced the job's own run (it read "queued" before the run committed)
+    must not turn the recorded success into a failure and run the job again."""
+    job_id = _enqueue(app, tenant_a.id, "testkit.record", {"note": "done"})
+    Worker(app).drain()
+    assert _row(app, job_id).status == "succeeded"
+    with app.app_context(), tenant_scope(tenant_a.id):
+        jobs._record_failure(job_id, jobs.get("testkit.record"), 1, clock.now(), time.perf_counter(),
+                             RuntimeError("the worker died while running this job"))
+        assert jobs.record_lost_attempt(job_id, "the worker process died") is False
+    row = _row(app, job_id)
+    assert row.status == "succeeded" and row.attempts == 1 and row.error is None
+
+
+def test_a_duplicate_delivery_of_a_job_waiting_to_retry_does_not_skip_its_backoff(app, tenant_a):
+    job_id = _enqueue(app, tenant_a.id, "tests.flaky", {"key": new_id("k"), "fail_times": 5})
+    Worker(app).drain()
+    assert _row(app, job_id).status == "retrying"
+    with app.app_context():
+        jobs._push(job_id, tenant_a.id, "default")  # a stray second copy
+    Worker(app).drain()
+    row = _row(app, job_id)
+    assert row.status == "retrying" and row.attempts == 1  # skipped: it waits for its time

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bunbase import redis_conn, scheduler, schedules
+from bunbase import jobs, redis_conn, scheduler, schedules
 from bunbase.clock import clock
 from bunbase.context import SYSTEM, Context
 from bunbase.db import db, write_intent
@@ -178,6 +178,8 @@ def test_pause_resume_and_trigger_now(app, tenant_a):
     assert notes() == []
     # trigger now: runs at once, the next run does not move
     run_in(app, tenant_a.id, lambda ctx: schedules.trigger_now(ctx, schedules.get(ctx.db, sid)))
+    (pushed,) = jobs.queue("default").jobs  # with its job's timeout, like every other push
+    assert pushed.timeout == jobs.get("testkit.record").timeout + jobs.TIMEOUT_GRACE
     worker.drain()
     assert notes() == ["sync"]
     row = schedule(app, "sync")
