@@ -516,6 +516,18 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def run_meta(load_before: tuple[float, float, float], db_kind: str, redis_kind: str) -> dict[str, str]:
+    """The report lines every bench starts with: when, where, and on what."""
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "machine": f"{os.cpu_count()} cores ({cpu_model()}), {platform.system()} "
+                   f"{platform.release()}, Python {platform.python_version()}",
+        "load average before the run": " / ".join(f"{x:.2f}" for x in load_before),
+        "database": db_kind,
+        "redis": redis_kind,
+    }
+
+
 def render(results: dict[str, list[Result]], scs: list[Scenario], meta: dict[str, str]) -> str:
     """The report. With several rounds: medians, and each ratio is the median of the
     per-round ratios (a scenario against the bare route measured in the same round), which
@@ -637,12 +649,7 @@ def main() -> int:
         shutil.rmtree(tmp, ignore_errors=True)
 
     meta = {
-        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
-        "machine": f"{os.cpu_count()} cores ({cpu_model()}), {platform.system()} "
-                   f"{platform.release()}, Python {platform.python_version()}",
-        "load average before the run": " / ".join(f"{x:.2f}" for x in load_before),
-        "database": db_kind,
-        "redis": redis_kind,
+        **run_meta(load_before, db_kind, redis_kind),
         "server": f"gunicorn -w {args.workers} --threads 1 -k sync on {HOST} "
                   "(`bench.api:bench_app()`); sync workers close the connection after "
                   "each answer, so every request is a new loopback connection",

@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import platform
 import secrets
 import shutil
 import signal
@@ -47,7 +46,6 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +53,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # `python bench/jobs.py` puts bench/ there, not the root
 
-from bench.api import BIN, BenchError, _json_tail, cpu_model, database, flask_cli, git_rev, redis  # noqa: E402
+from bench.api import BIN, BenchError, _json_tail, database, flask_cli, git_rev, redis, run_meta  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 BATCH = 50
@@ -351,12 +349,7 @@ def main() -> int:
         shutil.rmtree(tmp, ignore_errors=True)
 
     meta = {
-        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
-        "machine": f"{os.cpu_count()} cores ({cpu_model()}), {platform.system()} "
-                   f"{platform.release()}, Python {platform.python_version()}",
-        "load average before the run": " / ".join(f"{x:.2f}" for x in load_before),
-        "database": db_kind,
-        "redis": redis_kind,
+        **run_meta(load_before, db_kind, redis_kind),
         "workers": f"{args.workers} x `rq worker -w rq.worker.SimpleWorker` (raw) and "
                    f"{args.workers} x `flask bunbase worker` (SimpleWorker), all running "
                    "throughout; each side only has work while it is measured",

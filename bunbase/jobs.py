@@ -46,7 +46,6 @@ if TYPE_CHECKING:
 log = structlog.get_logger("bunbase.jobs")
 
 QUEUES = ("high", "default", "low")
-TERMINAL = {"succeeded", "dead", "discarded"}
 JobHandler = Callable[[Any, "Context"], Any]
 
 

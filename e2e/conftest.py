@@ -4,6 +4,7 @@ Debian's Chromium driven by Playwright. Every page fails its test on a JavaScrip
 
 from __future__ import annotations
 
+import email
 import shutil
 import threading
 from collections.abc import Iterator
@@ -90,3 +91,18 @@ def sign_in(page: Page, email: str, password: str, workspace: str = "") -> None:
         page.fill("#workspace", workspace)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url("**/studio/")
+
+
+def mail_bodies(app: Flask, to: str, request: pytest.FixtureRequest) -> list[str]:
+    """Deliver queued mail (a burst worker), then the bodies of the messages to `to`, oldest
+    first: from the test SMTP server when SMTP_URL is set, else from the .eml files."""
+    from bunbase.worker import run_worker
+
+    run_worker(app, ["high", "default", "low"], burst=True)
+    settings = app.extensions["bunbase"].settings
+    if settings.smtp_url:
+        return [m.get_content() for m in request.getfixturevalue("smtp_server").to(to)]
+    folder = settings.instance_dir / "mail"
+    paths = sorted(folder.glob("*.eml"), key=lambda p: p.stat().st_mtime) if folder.exists() else []
+    messages = [email.message_from_bytes(p.read_bytes()) for p in paths]
+    return [m.get_payload(decode=True).decode() for m in messages if m["To"] == to]

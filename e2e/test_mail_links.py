@@ -3,7 +3,6 @@ opens a page, its button or form finishes the job, and the link then stops worki
 
 from __future__ import annotations
 
-import email
 import re
 from typing import Any
 
@@ -11,19 +10,11 @@ import pytest
 from flask import Flask, testing
 from playwright.sync_api import Page, expect
 
-from bunbase.worker import run_worker
+from e2e.conftest import mail_bodies
 
 
 def mail_link(app: Flask, to: str, path: str, request: pytest.FixtureRequest) -> str:
-    run_worker(app, ["high", "default", "low"], burst=True)
-    settings = app.extensions["bunbase"].settings
-    if settings.smtp_url:
-        bodies = [m.get_content() for m in request.getfixturevalue("smtp_server").to(to)]
-    else:
-        folder = settings.instance_dir / "mail"
-        paths = sorted(folder.glob("*.eml"), key=lambda p: p.stat().st_mtime) if folder.exists() else []
-        messages = [email.message_from_bytes(p.read_bytes()) for p in paths]
-        bodies = [m.get_payload(decode=True).decode() for m in messages if m["To"] == to]
+    bodies = mail_bodies(app, to, request)
     assert bodies, f"no mail to {to}"
     found = re.search(rf"https?://[^/\s]+(/{path}/bb[a-z]_[A-Za-z0-9_\-]+)", bodies[-1])
     assert found, bodies[-1]

@@ -7,7 +7,6 @@ Set E2E_SCREENSHOTS=/some/dir to keep light and dark screenshots of every page.
 
 from __future__ import annotations
 
-import email
 import os
 import re
 from pathlib import Path
@@ -21,8 +20,7 @@ from bunbase import identity
 from bunbase.db import db, write_intent
 from bunbase.models import AuditEntry, User
 from bunbase.tenancy import tenant_scope
-from bunbase.worker import run_worker
-from e2e.conftest import sign_in
+from e2e.conftest import mail_bodies, sign_in
 from modules.orgs.models import Invitation
 from modules.rbac.models import DecisionRecord, Membership
 
@@ -53,17 +51,8 @@ def add_user(app: Flask, tenant_id: str, email_: str, name: str, password: str) 
 
 
 def invitation_token(app: Flask, to: str, request: pytest.FixtureRequest) -> str:
-    """Deliver queued mail (a burst worker), then read the link from the newest message to
-    `to`: from the test SMTP server when SMTP_URL is set, else from the .eml files."""
-    run_worker(app, ["high", "default", "low"], burst=True)
-    settings = app.extensions["bunbase"].settings
-    if settings.smtp_url:
-        bodies = [m.get_content() for m in request.getfixturevalue("smtp_server").to(to)]
-    else:
-        folder = settings.instance_dir / "mail"
-        paths = sorted(folder.glob("*.eml"), key=lambda p: p.stat().st_mtime) if folder.exists() else []
-        messages = [email.message_from_bytes(p.read_bytes()) for p in paths]
-        bodies = [m.get_payload(decode=True).decode() for m in messages if m["To"] == to]
+    """The invitation token in the newest mail to `to` (queued mail delivered first)."""
+    bodies = mail_bodies(app, to, request)
     assert bodies, f"no invitation mail to {to}"
     found = re.search(r"/invite/(bbi_[A-Za-z0-9_\-]+)", bodies[-1])
     assert found, bodies[-1]

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, request
+from flask import current_app
 from flask_login import current_user
 
-from bunbase.context import Actor, RequestInfo
+from bunbase import api
+from bunbase.context import Actor, TenantRef
 from bunbase.executor import Call, Outcome
-from bunbase.ids import new_trace_id
 from studio.auth import current_tenant
 
 
@@ -27,26 +27,24 @@ def studio_actor() -> Actor:
     )
 
 
-def run_action(name: str, raw_input: dict[str, Any]) -> Outcome:
+def run_as(name: str, raw_input: dict[str, Any], tenant: TenantRef, actor: Actor, *,
+           trigger: str = "web") -> Outcome:
+    """Run an action for this request as `actor` in `tenant`, through the executor. The
+    executor ends with no tenant in scope."""
     platform = current_app.extensions["bunbase"]
     action = platform.registry.get(name)
     if action is None:
         raise LookupError(f"unknown action {name!r}")
-    tenant = current_tenant(current_user)
-    actor = studio_actor()
-    call = Call(
-        trigger="studio",
-        resolve=lambda: (tenant, actor),
-        trace_id=new_trace_id(),
-        request=RequestInfo(
-            ip=request.remote_addr,
-            user_agent=request.headers.get("User-Agent"),
-            method=request.method,
-            path=request.path,
-        ),
-    )
+    call = Call(trigger=trigger, resolve=lambda: (tenant, actor), trace_id=api.trace_id(),
+                request=api.request_info())
     outcome: Outcome = platform.executor.run(action, raw_input, call)
-    # the executor ends with no tenant in scope; the rest of this Studio request needs it
+    return outcome
+
+
+def run_action(name: str, raw_input: dict[str, Any]) -> Outcome:
+    tenant = current_tenant(current_user)
+    outcome = run_as(name, raw_input, tenant, studio_actor(), trigger="studio")
+    # the rest of this Studio request needs its tenant back in scope
     from bunbase.tenancy import set_tenant
 
     set_tenant(tenant.id)

@@ -33,6 +33,7 @@ from bunbase.clock import clock
 from bunbase.context import Actor, TenantRef
 from bunbase.db import DBSession, db
 from bunbase.identity import token_hash
+from bunbase.ids import new_id, new_trace_id
 from bunbase.models import User
 from bunbase.seed import SeededTenant
 from bunbase.tenancy import tenant_scope
@@ -574,19 +575,8 @@ def seed_demo(tenant: TenantRef, seeded: SeededTenant) -> None:
     owners = [("ci-readonly", ("service_account", sa.id), ["ticket:read"])]
     if alice is not None:
         owners.append(("alice-laptop", ("user", alice), ["ticket:read", "ticket:create"]))
-    for name, (owner_type, owner_id), scopes in owners:
-        prefix, token = new_token()
-        db.session.add(
-            ApiKey(
-                tenant_id=tenant.id,
-                org_id=org.id,
-                name=name,
-                prefix=prefix,
-                token_hash=token_hash(token),
-                scopes=scopes,
-                owner_type=owner_type,
-                owner_id=owner_id,
-                created_by=org.owner_id,
-                created_at=now,
-            )
-        )
+    # the keys are made as the org's owner would make them (the secrets are thrown away)
+    as_owner = Context(tenant=tenant, actor=Actor(kind="user", id=org.owner_id), trace_id=new_trace_id(),
+                       run_id=new_id("run"), db=db.session, trigger="seed")
+    for name, owner, scopes in owners:
+        _new_key_row(as_owner, org_id=org.id, name=name, scopes=scopes, owner=owner, expires_at=None)

@@ -16,18 +16,17 @@ from flask import Blueprint, current_app, render_template, request
 from limits import parse
 from sqlalchemy import select
 
-from bunbase import api, identity, tenancy_cache
+from bunbase import identity, tenancy_cache
 from bunbase.clock import clock
 from bunbase.context import ANONYMOUS, Actor, TenantRef
 from bunbase.db import db, write_intent
-from bunbase.executor import Call, Outcome
 from bunbase.models import User
 from bunbase.redis_conn import rate_limiter
-from bunbase.tenancy import set_tenant, tenant_scope, unscoped
+from bunbase.tenancy import tenant_scope, unscoped
 from modules.orgs.models import Invitation, Organization
 from modules.orgs.services import effective_status
 from modules.rbac.models import Role
-from studio.runner import error_message
+from studio.runner import error_message, run_as
 
 blueprint = Blueprint("orgs_pages", __name__, template_folder="templates")
 
@@ -73,22 +72,6 @@ def _load(token: str) -> InviteView | None:
     return view
 
 
-def _run(name: str, raw_input: dict[str, Any], tenant: TenantRef, actor: Actor) -> Outcome:
-    platform = current_app.extensions["bunbase"]
-    action = platform.registry.get(name)
-    if action is None:
-        raise LookupError(f"unknown action {name!r}")
-    call = Call(
-        trigger="web",
-        resolve=lambda: (tenant, actor),
-        trace_id=api.trace_id(),
-        request=api.request_info(),
-    )
-    outcome: Outcome = platform.executor.run(action, raw_input, call)
-    set_tenant(None)
-    return outcome
-
-
 def _actor(user: User) -> Actor:
     return Actor(
         kind="user",
@@ -127,7 +110,7 @@ def _accept(token: str, view: InviteView) -> str | None:
     actor = _user_actor(view.tenant, view.email, request.form.get("password", ""))
     if actor is None:
         return "Email or password is incorrect."
-    outcome = _run("orgs.invitation.accept", {"token": token}, view.tenant, actor)
+    outcome = run_as("orgs.invitation.accept", {"token": token}, view.tenant, actor)
     return None if outcome.status == 200 else error_message(outcome)
 
 
@@ -135,7 +118,7 @@ def _signup(token: str, view: InviteView) -> str | None:
     """Create the account, then accept as it; an error message, or None when it worked."""
     if _too_many_attempts(token):
         return "Too many attempts. Wait a minute and try again."
-    created = _run(
+    created = run_as(
         SIGNUP_ACTION,
         {
             "email": view.email,
@@ -150,12 +133,12 @@ def _signup(token: str, view: InviteView) -> str | None:
     actor = _user_actor(view.tenant, view.email, None)
     if actor is None:
         return "The account was created but cannot be used yet; sign in to accept."
-    outcome = _run("orgs.invitation.accept", {"token": token}, view.tenant, actor)
+    outcome = run_as("orgs.invitation.accept", {"token": token}, view.tenant, actor)
     return None if outcome.status == 200 else error_message(outcome)
 
 
 def _decline(token: str, view: InviteView) -> str | None:
-    outcome = _run("orgs.invitation.decline", {"token": token}, view.tenant, ANONYMOUS)
+    outcome = run_as("orgs.invitation.decline", {"token": token}, view.tenant, ANONYMOUS)
     return None if outcome.status == 200 else error_message(outcome)
 
 

@@ -11,18 +11,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Blueprint, current_app, render_template, request
+from flask import Blueprint, render_template, request
 from sqlalchemy import select
 
-from bunbase import api, identity, tenancy_cache
+from bunbase import identity, tenancy_cache
 from bunbase.clock import clock
 from bunbase.context import ANONYMOUS, TenantRef
 from bunbase.db import db
-from bunbase.executor import Call, Outcome
-from bunbase.tenancy import set_tenant, unscoped
+from bunbase.tenancy import unscoped
 from modules.users.models import UserToken
 from modules.users.services import RESET, VERIFY
-from studio.runner import error_message
+from studio.runner import error_message, run_as
 
 blueprint = Blueprint("users_pages", __name__, template_folder="templates")
 
@@ -46,24 +45,12 @@ def _load(token: str, purpose: str) -> TokenView | None:
     return view
 
 
-def _run(name: str, raw_input: dict[str, Any], tenant: TenantRef) -> Outcome:
-    platform = current_app.extensions["bunbase"]
-    action = platform.registry.get(name)
-    if action is None:
-        raise LookupError(f"unknown action {name!r}")
-    call = Call(trigger="web", resolve=lambda: (tenant, ANONYMOUS), trace_id=api.trace_id(),
-                request=api.request_info())
-    outcome: Outcome = platform.executor.run(action, raw_input, call)
-    set_tenant(None)
-    return outcome
-
-
 @blueprint.route("/verify-email/<token>", methods=["GET", "POST"])
 def verify_email(token: str) -> Any:
     view = _load(token, VERIFY)
     error, done = None, False
     if view is not None and request.method == "POST":
-        outcome = _run("users.user.verify_email", {"token": token}, view.tenant)
+        outcome = run_as("users.user.verify_email", {"token": token}, view.tenant, ANONYMOUS)
         done = outcome.status == 200
         error = None if done else error_message(outcome)
     status = 404 if view is None else 200
@@ -79,7 +66,8 @@ def reset_password(token: str) -> Any:
         if password != request.form.get("confirm", ""):
             error = "The two passwords differ."
         else:
-            outcome = _run("users.password.reset", {"token": token, "newPassword": password}, view.tenant)
+            outcome = run_as("users.password.reset", {"token": token, "newPassword": password}, view.tenant,
+                             ANONYMOUS)
             done = outcome.status == 200
             error = None if done else error_message(outcome)
     status = 404 if view is None else 200
