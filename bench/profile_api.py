@@ -44,6 +44,8 @@ def main() -> int:
     p.add_argument("--scenario", action="append", help="a, b, c or d (default: all)")
     p.add_argument("--sort", default="cumulative,tottime")
     p.add_argument("--dump", type=Path, help="write each scenario's pstats to DIR/<key>.prof")
+    p.add_argument("--no-profile", action="store_true",
+                   help="timings only (to run under a sampling profiler such as py-spy)")
     args = p.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="bunbase-profile-"))
@@ -103,6 +105,9 @@ def profile(client: object, sc: Scenario, args: argparse.Namespace) -> None:
         one()
     wall = (time.perf_counter() - w0) / args.requests * 1000
     cpu = (time.process_time() - c0) / args.requests * 1000
+    if args.no_profile:
+        print(f"## {sc.key}) {sc.title} `{sc.route}`: {wall:.3f} ms wall, {cpu:.3f} ms CPU per request\n")
+        return
     prof = cProfile.Profile()
     prof.enable()
     for _ in range(args.requests):

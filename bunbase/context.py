@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from bunbase.clock import Clock, clock
-from bunbase.db import DBSession
+from bunbase.db import DBSession, insert_now
 from bunbase.ids import new_id
 from bunbase.models import AuditEntry, OutboxItem
 from bunbase.outbox import Effect, dispatcher_for
@@ -113,6 +113,7 @@ class AuditRecorder:
     ) -> AuditEntry:
         ctx = self._ctx
         entry = AuditEntry(
+            id=new_id("aud"),
             tenant_id=ctx.tenant.id,
             actor_type=ctx.actor.kind,
             actor_id=ctx.actor.id,
@@ -127,7 +128,9 @@ class AuditRecorder:
             decision=decision or ctx.decision,
             created_at=ctx.clock.now(),
         )
-        ctx.db.add(entry)
+        # written at once with one Core INSERT (not left to the unit of work): the entry is
+        # append-only and never changed in the transaction, so the ORM has nothing to track
+        insert_now(ctx.db, AuditEntry, entry)
         self.entries.append(entry)
         return entry
 

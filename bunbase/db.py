@@ -109,6 +109,18 @@ def configure_engine(engine: Engine) -> None:
             os.close(fd)
 
 
+def insert_now(session: DBSession, model: type[Any], obj: Any) -> None:
+    """INSERT a new append-only row at once with Core, bypassing the unit of work.
+
+    For rows the transaction only ever adds (audit entries, events): the ORM would spend
+    more on tracking them than the INSERT costs. `obj` stays transient; columns it leaves
+    None get their defaults. The row lives and dies with the session's transaction.
+    """
+    table = model.__table__
+    values = {c.key: v for c in table.columns if (v := getattr(obj, c.key, None)) is not None}
+    session.connection().execute(table.insert(), values)
+
+
 def is_unique_violation(exc: Exception) -> bool:
     text = str(getattr(exc, "orig", exc)).lower()
     return "unique" in text or "duplicate key" in text

@@ -1,35 +1,52 @@
 """Typed events: `ctx.events.emit("ticket.created", payload)`.
 
-The event row, one delivery row per subscriber and one job per delivery are written in the
-emitter's transaction, so an event exists and is delivered only if the emitter commits.
-Deliveries run through the job queue (across processes, with retries: at least once), and
-each is recorded. Subscribers are actions with `triggers.event(name)`; waiting workflows
-are resumed by the listeners registered here.
+The emitter's transaction writes one row, the event. After it commits, a fan-out job (in a
+worker) writes one delivery row and one job per subscriber and marks the event dispatched;
+if that push is lost (the process died, Redis was away), `relay_undispatched` sends it again
+(the fan-out is idempotent: it skips events already dispatched). So an event exists only if
+the emitter commits, costs the emitter one insert, and every subscriber gets it at least once:
+deliveries run through the job queue (across processes, with retries), each recorded.
+Subscribers are actions with `triggers.event(name)`; waiting workflows are resumed by the
+listeners registered here, in the emitter's transaction.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+import structlog
 from flask import current_app
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
+from rq import Queue
+from sqlalchemy import select
 
-from bunbase import jobs
+from bunbase import jobs, redis_conn
 from bunbase.clock import clock
+from bunbase.db import db, insert_now, write_intent
 from bunbase.errors import ValidationFailed
-from bunbase.ids import new_id
+from bunbase.ids import new_id, new_trace_id
+from bunbase.outbox import Effect, dispatch, register_dispatcher
 from bunbase.runtime_models import EventDelivery, EventRecord
+from bunbase.tenancy import tenant_scope, unscoped
 from bunbase.triggers import EventTrigger
 
 if TYPE_CHECKING:
     from bunbase.actions import Action
     from bunbase.context import Context
 
+log = structlog.get_logger("bunbase.events")
+
 _types: dict[str, type[BaseModel]] = {}
 Listener = Callable[["Context", EventRecord], None]
 _listeners: list[Listener] = []
+#: the queue fan-out jobs go to, and how long one may take
+FANOUT_QUEUE = "default"
+FANOUT_TIMEOUT = 300
+#: an event a fan-out has not reached after this long is sent again
+RELAY_AFTER = timedelta(seconds=30)
 
 
 def define(name: str, payload: type[BaseModel]) -> type[BaseModel]:
@@ -46,13 +63,23 @@ def listen(fn: Listener) -> Listener:
     return fn
 
 
+_subscribers: dict[str, list[Action]] = {}
+_subscribers_of: tuple[int, int] = (0, -1)  # (id of the registry, its action count) cached for
+
+
 def subscribers(name: str) -> list[Action]:
+    """Actions with `triggers.event(name)`, looked up once per registry state."""
+    global _subscribers_of
     registry = current_app.extensions["bunbase"].registry
-    return [
-        act
-        for act in registry.actions.values()
-        if any(isinstance(t, EventTrigger) and t.event == name for t in act.triggers)
-    ]
+    seen = (id(registry), len(registry.actions))
+    if seen != _subscribers_of:
+        _subscribers.clear()
+        for act in registry.actions.values():
+            for t in act.triggers:
+                if isinstance(t, EventTrigger) and act not in _subscribers.get(t.event, []):
+                    _subscribers.setdefault(t.event, []).append(act)
+        _subscribers_of = seen
+    return _subscribers.get(name, [])
 
 
 def emit(ctx: Context, name: str, payload: dict[str, Any] | BaseModel) -> EventRecord:
@@ -63,6 +90,8 @@ def emit(ctx: Context, name: str, payload: dict[str, Any] | BaseModel) -> EventR
             data = model.model_validate(data).model_dump(mode="json", by_alias=True)
         except PydanticValidationError as exc:
             raise ValidationFailed.from_pydantic(exc) from None
+    now = clock.now()
+    owed = bool(subscribers(name))
     event = EventRecord(
         id=new_id("evt"),  # ids made here, not at flush: no round trip until commit
         tenant_id=ctx.tenant.id,
@@ -70,25 +99,138 @@ def emit(ctx: Context, name: str, payload: dict[str, Any] | BaseModel) -> EventR
         payload=data,
         trace_id=ctx.trace_id,
         source_run_id=ctx.run_id,
-        created_at=clock.now(),
+        created_at=now,
+        dispatched_at=None if owed else now,  # nobody subscribes: nothing to fan out
     )
-    ctx.db.add(event)
-    for act in subscribers(name):
-        delivery = EventDelivery(
-            id=new_id("dlv"),
-            tenant_id=ctx.tenant.id,
-            event_id=event.id,
-            subscriber=act.name,
-            status="queued",
-            created_at=clock.now(),
-        )
-        ctx.db.add(delivery)
-        delivery.job_id = jobs.enqueue(
-            ctx, "bunbase.event.deliver", {"delivery_id": delivery.id}, source=f"event:{name}"
-        )
+    insert_now(ctx.db, EventRecord, event)  # append-only: one Core INSERT, no unit of work
+    if owed:
+        # no outbox row: the undispatched event row is the durable record (relay_undispatched)
+        ctx.outbox.after_commit("event", {"event_id": event.id})
     for listener in _listeners:
         listener(ctx, event)
     return event
+
+
+# -- fan-out: in a worker, after the emitter committed ---------------------------------------
+#: event ids waiting for the fan-out, and the flag saying a fan-out job is on its way for them
+FANOUT_LIST = "bunbase:events:fanout"
+FANOUT_FLAG = "bunbase:events:fanout:queued"
+
+
+def _push_fanout(event_ids: list[str]) -> None:
+    """Append the ids to the fan-out list; queue a fan-out job only if none is on its way.
+    Under load one job drains the ids of many requests (one transaction for all of them)."""
+    conn = redis_conn.client()
+    pipe = conn.pipeline(transaction=False)
+    pipe.rpush(FANOUT_LIST, *event_ids)
+    pipe.set(FANOUT_FLAG, "1", nx=True, ex=FANOUT_TIMEOUT)
+    _, first = pipe.execute()
+    if first:
+        Queue(FANOUT_QUEUE, connection=conn).enqueue_call(
+            fanout_pending, timeout=FANOUT_TIMEOUT, result_ttl=0, failure_ttl=86400
+        )
+
+
+def _dispatch_event(effect: Effect) -> None:
+    _push_fanout([effect.payload["event_id"]])
+
+
+def _dispatch_events(effects: list[Effect]) -> None:
+    _push_fanout([e.payload["event_id"] for e in effects])
+
+
+register_dispatcher("event", _dispatch_event, batch=_dispatch_events)
+
+
+def fanout_pending(batch: int = 500) -> int:
+    """The RQ entry point: fan out every event id on the list. The flag is cleared first, so
+    an id appended from now on queues a new job; ids popped by a job that then dies are
+    still undispatched rows, and the relay sends them again."""
+    conn = redis_conn.client()
+    conn.delete(FANOUT_FLAG)
+    done = 0
+    while raw := conn.lpop(FANOUT_LIST, batch):
+        done += fanout([i.decode() if isinstance(i, bytes) else str(i) for i in raw])
+    return done
+
+
+def fanout(event_ids: list[str]) -> int:
+    """Make the deliveries (and their jobs) of those events not yet dispatched."""
+    app = jobs.bound_app()
+    with app.app_context():
+        try:
+            return _fanout(event_ids)
+        finally:
+            db.session.remove()
+
+
+def _fanout(event_ids: list[str]) -> int:
+    from bunbase import tenancy_cache
+    from bunbase.context import SYSTEM, Context
+
+    items: list[Effect] = []
+    with unscoped(), write_intent():
+        stmt = (
+            select(EventRecord)
+            .where(EventRecord.id.in_(event_ids), EventRecord.dispatched_at.is_(None))
+            .order_by(EventRecord.id)
+        )
+        if db.engine.dialect.name == "postgresql":
+            stmt = stmt.with_for_update(skip_locked=True)  # a relay's copy skips what this one holds
+        events = list(db.session.scalars(stmt))
+        now = clock.now()
+        for event in events:
+            with tenant_scope(event.tenant_id):
+                ctx = Context(
+                    tenant=tenancy_cache.tenant_ref(event.tenant_id),
+                    actor=SYSTEM,
+                    trace_id=event.trace_id or new_trace_id(),
+                    run_id=event.source_run_id or event.id,
+                    db=db.session,
+                    trigger="event",
+                )
+                for act in subscribers(event.name):
+                    delivery = EventDelivery(
+                        id=new_id("dlv"),
+                        tenant_id=event.tenant_id,
+                        event_id=event.id,
+                        subscriber=act.name,
+                        status="queued",
+                        created_at=now,
+                    )
+                    db.session.add(delivery)
+                    delivery.job_id = jobs.enqueue(
+                        ctx,
+                        "bunbase.event.deliver",
+                        {"delivery_id": delivery.id},
+                        source=f"event:{event.name}",
+                    )
+                items.extend(ctx.outbox.items)
+            event.dispatched_at = now
+        db.session.commit()
+    dispatch(items)
+    return len(events)
+
+
+def relay_undispatched(older_than: timedelta = RELAY_AFTER, limit: int = 500) -> int:
+    """Send the fan-out again for events it has not reached (its push was lost)."""
+    cutoff = clock.now() - older_than
+    with unscoped():
+        ids = list(
+            db.session.scalars(
+                select(EventRecord.id)
+                .where(EventRecord.dispatched_at.is_(None), EventRecord.created_at <= cutoff)
+                .order_by(EventRecord.created_at)
+                .limit(limit)
+            )
+        )
+        db.session.rollback()
+    if ids:
+        log.warning("re-sending the fan-out of undispatched events", count=len(ids))
+        Queue(FANOUT_QUEUE, connection=redis_conn.client()).enqueue_call(
+            fanout, args=(ids,), timeout=FANOUT_TIMEOUT, result_ttl=0, failure_ttl=86400
+        )
+    return len(ids)
 
 
 class EventsFacade:

@@ -2,7 +2,7 @@
 
 resolve tenant -> authenticate -> guards -> validate input -> idempotency -> handler in one
 transaction (with its audit entry and outbox rows) -> validate output -> commit ->
-dispatch outbox -> record the run (buffered).
+hand the outbox to the courier -> record the run (buffered).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from bunbase.errors import (
 from bunbase.guards import describe
 from bunbase.ids import new_id
 from bunbase.models import IdempotencyRecord
-from bunbase.outbox import dispatch
+from bunbase.outbox import courier
 from bunbase.tenancy import set_tenant
 
 log = structlog.get_logger("bunbase.executor")
@@ -129,7 +129,7 @@ class Executor:
                     stored = idempotency.seal(body, action.redact, str(current_app.config["SECRET_KEY"]))
                     idempotency.complete(claim, 200, stored)
                 session.commit()
-            dispatch(ctx.outbox.items)
+            courier.send(ctx.outbox.items)  # jobs and events: pushed in the background
             return Outcome(200, body, run_id, data=data_out)
         except BunbaseError as err:
             status_word, failure = "error", err

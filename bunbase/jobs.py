@@ -114,6 +114,12 @@ def bind_app(app: Flask) -> None:
     _app = app
 
 
+def bound_app() -> Flask:
+    if _app is None:
+        raise RuntimeError("no app bound for jobs; start workers with `flask bunbase worker`")
+    return _app
+
+
 def queue(name: str = "default") -> Queue:
     return Queue(name, connection=redis_conn.client())
 

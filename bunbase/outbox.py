@@ -5,12 +5,19 @@ After the action's transaction commits, its rows are dispatched and deleted. If 
 process dies in between, the rows are still there and the scheduler's relay dispatches
 them (at least once; consumers dedupe on the outbox id they receive).
 
-Jobs skip the row: the job's own row ("queued") is the record of what is owed, and
-`jobs.relay_lost` re-sends queued jobs that RQ does not hold (see `Outbox.after_commit`).
+Jobs and events skip the row: the job's own row ("queued") or the event's ("not yet
+dispatched") is the record of what is owed, and `jobs.relay_lost` / `events.relay_undispatched`
+send again what a crash lost (see `Outbox.after_commit`). Because their rows already make
+them safe, the executor hands these to the `courier`, a background thread that pushes them
+to Redis in batches, so a request does not wait for the push (`settle()` waits for it).
 """
 
 from __future__ import annotations
 
+import atexit
+import os
+import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -114,3 +121,80 @@ def relay(older_than: timedelta = timedelta(seconds=30), limit: int = 500) -> in
         snapshot = [Effect(i.id, i.tenant_id, i.kind, dict(i.payload), i.trace_id) for i in items]
         db.session.commit()
     return dispatch(snapshot) if snapshot else 0
+
+
+class Courier:
+    """Sends effects that need no outbox row from a background thread, in batches.
+
+    Whatever arrives while a batch is out goes in the next one, so under load one Redis
+    round trip carries many requests' pushes. A push that never happens (the process died)
+    is not lost: the effect's own row is re-sent by its relay.
+    """
+
+    def __init__(self) -> None:
+        self._items: list[Effect] = []
+        self._busy = False
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._pid: int | None = None
+
+    def send(self, items: list[Effect]) -> None:
+        """Durable effects (with an outbox row to delete) go out now; the rest in the background."""
+        durable = [i for i in items if i.durable]
+        if durable:
+            dispatch(durable)
+        rest = [i for i in items if not i.durable]
+        if not rest:
+            return
+        self._ensure_thread()
+        with self._cond:
+            self._items.extend(rest)
+            self._cond.notify_all()
+
+    def settle(self, timeout: float = 10.0) -> bool:
+        """Wait until everything handed over so far went out; False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._items or self._busy:
+                left = deadline - time.monotonic()
+                if left <= 0 or self._thread is None or not self._thread.is_alive():
+                    return False
+                self._cond.wait(left)
+        return True
+
+    def _ensure_thread(self) -> None:
+        if self._thread is not None and self._pid == os.getpid():
+            return
+        with self._cond:
+            if self._thread is not None and self._pid == os.getpid():
+                return
+            if self._pid != os.getpid():
+                self._items, self._busy = [], False  # a forked child does not send its parent's
+            self._pid = os.getpid()
+            self._thread = threading.Thread(target=self._loop, name="bunbase-courier", daemon=True)
+            self._thread.start()
+            atexit.register(self.settle, 5.0)
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._items:
+                    self._cond.wait()
+                batch, self._items = self._items, []
+                self._busy = True
+            try:
+                dispatch(batch)  # failures are logged there; the rows' relays send them later
+            except Exception:
+                log.exception("courier batch failed", count=len(batch))
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
+
+
+courier = Courier()
+
+
+def settle(timeout: float = 10.0) -> bool:
+    """Wait for the background pushes handed to the courier so far."""
+    return courier.settle(timeout)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bunbase.clock import clock
@@ -74,8 +74,20 @@ class Schedule(TenantScoped, db.Model):  # type: ignore[name-defined,misc]
 
 
 class EventRecord(TenantScoped, db.Model):  # type: ignore[name-defined,misc]
+    """One emitted event. `dispatched_at` is set once its deliveries exist (the fan-out,
+    in a worker); until then the row is what is owed, and `events.relay_undispatched`
+    sends it again if the fan-out was lost."""
+
     __tablename__ = "events"
-    __table_args__ = (Index("ix_events_tenant_name_id", "tenant_id", "name", "id"),)
+    __table_args__ = (
+        Index("ix_events_tenant_name_id", "tenant_id", "name", "id"),
+        Index(
+            "ix_events_undispatched",
+            "created_at",
+            postgresql_where=text("dispatched_at IS NULL"),
+            sqlite_where=text("dispatched_at IS NULL"),
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("evt"))
     name: Mapped[str] = mapped_column(String(200), nullable=False)
@@ -83,6 +95,7 @@ class EventRecord(TenantScoped, db.Model):  # type: ignore[name-defined,misc]
     trace_id: Mapped[str | None] = mapped_column(String(64))
     source_run_id: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(default=clock.now, nullable=False)
+    dispatched_at: Mapped[datetime | None] = mapped_column()
 
 
 class EventDelivery(TenantScoped, db.Model):  # type: ignore[name-defined,misc]

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 import structlog
 from flask import Flask, current_app
 
-from bunbase import hooks, idempotency, jobs, outbox, redis_conn, schedules, workflows
+from bunbase import events, hooks, idempotency, jobs, outbox, redis_conn, schedules, workflows
 from bunbase.clock import clock
 from bunbase.db import db
 from bunbase.tenancy import unscoped
@@ -86,6 +86,7 @@ def tick(last_purge: float) -> float:
     """One round of scheduler work; returns when the purge last ran."""
     outbox.relay()
     jobs.relay_lost()
+    events.relay_undispatched()
     run_due()
     jobs.recover_abandoned()
     hooks.fire("scheduler_tick")

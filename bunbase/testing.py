@@ -20,7 +20,7 @@ from typing import Any
 from flask import Flask
 from rq import Queue, SimpleWorker
 
-from bunbase import jobs, outbox, redis_conn
+from bunbase import events, jobs, outbox, redis_conn
 from bunbase.clock import Clock, clock
 from bunbase.db import db
 
@@ -79,6 +79,7 @@ class Worker:
         queues = [Queue(name, connection=conn) for name in jobs.QUEUES]
         total = 0
         for _ in range(max_rounds):
+            outbox.settle()  # pushes the courier still holds go out first
             with self.app.app_context():
                 outbox.relay(older_than=timedelta(0))
                 jobs.relay_lost(older_than=timedelta(0))
@@ -86,7 +87,11 @@ class Worker:
                 db.session.remove()
             pending = sum(q.count for q in queues)
             if not due and not pending:
-                return total
+                with self.app.app_context():
+                    lost = events.relay_undispatched(older_than=timedelta(0))
+                    db.session.remove()
+                if not lost:
+                    return total
             worker = SimpleWorker(queues, connection=conn)
             worker.work(burst=True, logging_level="WARNING")
             total += worker.successful_job_count + worker.failed_job_count

@@ -22,6 +22,7 @@ that fails for good ends the run "failed" (the earlier compensations are left un
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -167,15 +168,31 @@ def registered() -> dict[str, WorkflowDef]:
 
 
 # -- starting ----------------------------------------------------------------------------
-def start(ctx: Context, name: str, input: dict[str, Any] | BaseModel) -> WorkflowRun:
+def _run_id(tenant_id: str, name: str, idempotency_key: str | None) -> str:
+    if not idempotency_key:
+        return new_id("wfr")
+    digest = hashlib.sha256(f"{tenant_id}\x00{name}\x00{idempotency_key}".encode()).hexdigest()
+    return f"wfr_k{digest[:34]}"
+
+
+def start(
+    ctx: Context, name: str, input: dict[str, Any] | BaseModel, *, idempotency_key: str | None = None
+) -> WorkflowRun:
+    """Start a run. With `idempotency_key`, starting again with the same key (a subscriber
+    that sees its event twice, say) returns the run the first start made."""
     definition = get_def(name)
     data = input.model_dump(mode="json", by_alias=True) if isinstance(input, BaseModel) else dict(input)
     try:
         data = definition.input.model_validate(data).model_dump(mode="json", by_alias=True)
     except PydanticValidationError as exc:
         raise ValidationFailed.from_pydantic(exc) from None
+    run_id = _run_id(ctx.tenant.id, name, idempotency_key)
+    if idempotency_key:
+        existing = ctx.db.get(WorkflowRun, run_id)
+        if existing is not None:
+            return existing
     run = WorkflowRun(
-        id=new_id("wfr"),
+        id=run_id,
         tenant_id=ctx.tenant.id,
         name=name,
         state="running",
@@ -198,8 +215,10 @@ class WorkflowsFacade:
     def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
 
-    def start(self, name: str, input: dict[str, Any] | BaseModel) -> str:
-        return start(self._ctx, name, input).id
+    def start(
+        self, name: str, input: dict[str, Any] | BaseModel, *, idempotency_key: str | None = None
+    ) -> str:
+        return start(self._ctx, name, input, idempotency_key=idempotency_key).id
 
 
 def _schedule_advance(ctx: Context, run: WorkflowRun) -> None:

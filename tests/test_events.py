@@ -3,6 +3,7 @@ emit through the worker (trigger "event", a recorded delivery), failing ones are
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -51,11 +52,14 @@ def test_a_committed_emit_is_delivered_after_commit(app, tenant_a, mailbox):
     (event,) = rows(app, EventRecord)
     assert (event.id, event.name) == (out["eventId"], "payment.added")
     assert event.payload == {"orgId": tenant_a.org_id, "last4": "4242"}
-    (delivery,) = rows(app, EventDelivery)
-    assert (delivery.subscriber, delivery.status) == ("trial.payment.on_added", "queued")
+    # the emitter wrote the event only; its fan-out (a job) makes the deliveries
+    assert event.dispatched_at is None and count(app, EventDelivery) == 0
     s.worker.drain()
+    (event,) = rows(app, EventRecord)
+    assert event.dispatched_at is not None
     (delivery,) = rows(app, EventDelivery)
-    assert (delivery.status, delivery.attempts) == ("delivered", 1)
+    assert (delivery.subscriber, delivery.status, delivery.attempts) == (
+        "trial.payment.on_added", "delivered", 1)
     (run,) = runs_of(app, "trial.payment.on_added")
     assert (run.id, run.trigger_type, run.status, run.actor_id) == (
         delivery.run_id, "event", "ok", "system")
@@ -158,3 +162,49 @@ def test_event_handlers_refuse_to_be_run_by_hand(app, tenant_a):
                                                 "subject": "spoofed", "priority": "high"})
     assert err.value.status == 403
     assert count(app, JobRun, JobRun.name == "support.ticket.notify_assignee") == 0
+
+
+def test_a_lost_fan_out_is_sent_again_by_the_relay_and_a_second_copy_adds_nothing(app, tenant_a, mailbox):
+    s = scenario(app, token=tenant_a.token, tenant=tenant_a.id)
+    s.api.run(EMIT, {"name": "payment.added", "payload": {"orgId": tenant_a.org_id, "last4": "4242"}})
+    (event,) = rows(app, EventRecord)
+    from rq import Queue
+
+    from bunbase import events, redis_conn
+    with app.app_context():
+        conn = redis_conn.client()
+        Queue(events.FANOUT_QUEUE, connection=conn).empty()  # the push is lost
+        conn.delete(events.FANOUT_LIST, events.FANOUT_FLAG)
+        assert events.relay_undispatched() == 0  # too young: its push may still be on the way
+        clock.advance("31s")
+        assert events.relay_undispatched() == 1
+        events.fanout([event.id])  # a second copy of the fan-out (the relay's and the original)
+    s.worker.drain()
+    (delivery,) = rows(app, EventDelivery)
+    assert (delivery.status, delivery.attempts) == ("delivered", 1)
+    assert count(app, JobRun, JobRun.name == "bunbase.event.deliver") == 1
+    assert kinds(mailbox, tenant_a.email) == ["payment-receipt"]
+    with app.app_context():
+        assert events.relay_undispatched(older_than=timedelta(0)) == 0
+
+
+def test_an_event_nobody_subscribes_to_is_dispatched_at_once(app, tenant_a):
+    s = scenario(app, token=tenant_a.token, tenant=tenant_a.id)
+    s.api.run(EMIT, {"name": "tests.anything", "payload": {}})
+    (event,) = rows(app, EventRecord)
+    assert event.dispatched_at == event.created_at
+
+
+def test_one_fan_out_job_serves_the_events_emitted_while_it_was_queued(app, tenant_a, mailbox):
+    s = scenario(app, token=tenant_a.token, tenant=tenant_a.id)
+    for last4 in ("1111", "2222", "3333"):
+        s.api.run(EMIT, {"name": "payment.added", "payload": {"orgId": tenant_a.org_id, "last4": last4}})
+    from bunbase import outbox
+    from tests.helpers import queue_len
+    assert outbox.settle()
+    assert queue_len("default") == 1  # one fan-out job for the three events
+    s.worker.drain()
+    assert {d.status for d in rows(app, EventDelivery)} == {"delivered"}
+    assert count(app, EventDelivery) == 3
+    assert {e.dispatched_at is not None for e in rows(app, EventRecord)} == {True}
+    assert len(mailbox.to(tenant_a.email)) == 3

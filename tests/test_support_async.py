@@ -145,3 +145,20 @@ def test_escalation_is_compensated_when_nobody_can_be_notified(app, tenant_a, ma
     actions = [a.action for a in rows(app, AuditEntry, AuditEntry.target_id == tid)]
     assert "support.ticket.escalate" in actions and "support.ticket.escalation_revert" in actions
     assert mailbox.to(tenant_a.email) == []
+
+
+def test_the_escalation_starts_once_however_often_ticket_created_is_delivered(app, tenant_a):
+    s = scenario(app, token=tenant_a.token, tenant=tenant_a.id)
+    tid = s.api.run("support.ticket.create", tenant_a.ticket(priority="high"))["ticketId"]
+    assert escalations(app) == []  # started by the subscriber, in the worker, not inline
+    s.worker.drain()
+    (first,) = escalations(app)
+    with app.app_context(), tenant_scope(tenant_a.id), write_intent():
+        ctx = Context(tenant=tenant_ref(tenant_a.id), actor=SYSTEM, trace_id=new_trace_id(),
+                      run_id=new_id("run"), db=db.session, trigger="event")
+        again = services.watch_for_escalation(ctx, tid, tenant_a.org_id)  # a second delivery
+        db.session.commit()
+        db.session.remove()
+    assert again == first.id
+    (run,) = escalations(app)
+    assert run.id == first.id and run.input == {"ticketId": tid, "orgId": tenant_a.org_id}

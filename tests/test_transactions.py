@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from rq.registry import FailedJobRegistry, FinishedJobRegistry
 
-from bunbase import redis_conn
+from bunbase import outbox, redis_conn
 from bunbase.jobs import queue
 from bunbase.models import AuditEntry, IdempotencyRecord, OutboxItem
 from bunbase.runtime_models import JobRun
@@ -58,7 +58,8 @@ def test_enqueued_job_is_dispatched_after_commit_and_runs(app, client, tenant_a)
     resp = client.post("/v1/actions/testkit.job.enqueue/run", json={"note": "hello"},
                        headers=tenant_a.headers())
     body = assert_success(resp)
-    # dispatched after commit: on the queue, and its outbox row is gone
+    # dispatched after commit, by the courier: on the queue, and no outbox row stays
+    assert outbox.settle()
     assert queue_len("default") == 1
     assert count(app, OutboxItem) == 0
     job = queue("default").jobs[0]

@@ -139,6 +139,7 @@ class TicketCreatedInput(Contract):
 
 class Queued(Contract):
     job_id: str
+    escalation_run_id: str | None = None
 
 
 @action(
@@ -147,7 +148,8 @@ class Queued(Contract):
     output=Queued,
     triggers=[triggers.event(services.TICKET_CREATED)],
     audit=False,
-    description="On ticket.created: queue the mail to the org's assignee.",
+    description="On ticket.created: queue the mail to the org's assignee; for a high-priority "
+    "ticket, start the escalation workflow.",
 )
 def on_ticket_created(input: TicketCreatedInput, ctx: Context) -> Queued:
     _only_from(ctx, "event")
@@ -156,7 +158,10 @@ def on_ticket_created(input: TicketCreatedInput, ctx: Context) -> Queued:
         {"ticket_id": input.ticket_id},
         idempotency_key=f"new:{input.ticket_id}",
     )
-    return Queued(job_id=job_id)
+    run_id = None
+    if input.priority == "high":
+        run_id = services.watch_for_escalation(ctx, input.ticket_id, input.org_id)
+    return Queued(job_id=job_id, escalation_run_id=run_id)
 
 
 class DigestOutput(Contract):

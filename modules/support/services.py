@@ -139,16 +139,22 @@ events.define(TICKET_CREATED, TicketCreated)
 
 
 def announce_ticket(ctx: Context, ticket: Ticket) -> None:
-    """In the creating transaction: emit "ticket.created" (its subscribers run after
-    commit, through the worker) and start the escalation watch for high-priority tickets."""
+    """In the creating transaction: emit "ticket.created". Its subscriber
+    (`support.ticket.on_created`) runs after commit, through the worker: it queues the mail
+    to the assignee and starts the escalation watch for high-priority tickets."""
     ctx.events.emit(
         TICKET_CREATED,
         TicketCreated(
             ticket_id=ticket.id, org_id=ticket.org_id, subject=ticket.subject, priority=ticket.priority
         ),
     )
-    if ticket.priority == "high":
-        ctx.workflows.start(ESCALATION_WORKFLOW, {"ticketId": ticket.id, "orgId": ticket.org_id})
+
+
+def watch_for_escalation(ctx: Context, ticket_id: str, org_id: str) -> str:
+    """Start the escalation workflow for a ticket, once however often it is asked."""
+    return ctx.workflows.start(
+        ESCALATION_WORKFLOW, {"ticketId": ticket_id, "orgId": org_id}, idempotency_key=ticket_id
+    )
 
 
 def ticket_assignee(session: Session, org_id: str) -> User | None:

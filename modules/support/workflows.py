@@ -1,6 +1,6 @@
 """Support workflows.
 
-`support.ticket.escalation` (started by `support.ticket.create` for high-priority tickets):
+`support.ticket.escalation` (started by the `ticket.created` subscriber for high-priority tickets):
 wait 4 hours; if the ticket is still open, escalate it and tell the org's assignee. If
 nobody can be told (a permanent failure), the escalation is compensated (undone).
 """
