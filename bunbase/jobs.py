@@ -29,11 +29,11 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 from rq import Queue, Worker
 from rq.job import Job
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, update
 
 from bunbase import redis_conn
 from bunbase.clock import clock, parse_duration
-from bunbase.db import db, write_intent
+from bunbase.db import db, insert_now, write_intent
 from bunbase.errors import BunbaseError, ValidationFailed
 from bunbase.ids import new_id, new_trace_id
 from bunbase.outbox import Effect, dispatch, register_dispatcher
@@ -163,7 +163,10 @@ def enqueue(
     if idempotency_key and ctx.db.get(JobRun, job_id) is not None:
         return job_id
     when = run_at or (clock.now() + parse_duration(delay) if delay else None)
-    ctx.db.add(
+    # a new row the transaction only adds: one Core INSERT now, no unit-of-work tracking
+    insert_now(
+        ctx.db,
+        JobRun,
         job_row(
             job_id,
             ctx.tenant.id,
@@ -355,20 +358,34 @@ def run_job(job_id: str, tenant_id: str) -> str:
             db.session.remove()
 
 
+_jobs_t = JobRun.__table__
+#: the hot path reads and writes the job row with Core: the tenant filter is explicit here,
+#: and the ORM's identity map and tenant criteria would cost more than the two statements
+_SELECT_JOB = select(
+    _jobs_t.c.name, _jobs_t.c.status, _jobs_t.c.attempts, _jobs_t.c.payload, _jobs_t.c.trace_id,
+    _jobs_t.c.history, _jobs_t.c.started_at,
+).where(_jobs_t.c.id == bindparam("job_id"), _jobs_t.c.tenant_id == bindparam("tenant_id"))
+
+
 def _run(job_id: str, tenant_id: str) -> str:
     from bunbase import tenancy_cache
     from bunbase.context import SYSTEM, Context
 
     # the row lock makes a job delivered twice (a relay re-send) run once: the second
     # delivery waits here, then sees the first one's outcome (SQLite: the write lock)
-    row = db.session.get(JobRun, job_id, with_for_update=True)
+    stmt = _SELECT_JOB.with_for_update() if db.engine.dialect.name == "postgresql" else _SELECT_JOB
+    row = db.session.connection().execute(stmt, {"job_id": job_id, "tenant_id": tenant_id}).one_or_none()
     if row is None or row.status != "queued":  # done, discarded, or waiting for its time
         db.session.rollback()
         return "skipped"
     definition = get(row.name)
     slotted = _limit_binds()
     if slotted and not _acquire_slot(tenant_id, job_id, definition.timeout):
-        row.status, row.run_at = "scheduled", clock.now() + timedelta(seconds=1)
+        db.session.execute(
+            update(_jobs_t)
+            .where(_jobs_t.c.id == job_id)
+            .values(status="scheduled", run_at=clock.now() + timedelta(seconds=1))
+        )
         db.session.commit()
         return "deferred"
     locked_tx = db.session().get_transaction()  # holds the row lock until it ends
@@ -389,9 +406,16 @@ def _run(job_id: str, tenant_id: str) -> str:
             if definition.payload is not None:
                 payload = definition.payload.model_validate(row.payload)
             result = definition.handler(payload, ctx)
-            if db.session().get_transaction() is not locked_tx:
-                row = _reload(job_id)  # the handler committed: the lock from above is gone
-            _finish(row, attempt, started, t0, "succeeded", result=result)
+            if db.session().get_transaction() is locked_tx:
+                # still under the lock taken above: nobody changed the row since it was read
+                db.session.flush()
+                values = _succeeded(row.history, row.started_at, attempt, started, t0, result)
+                db.session.connection().execute(
+                    _UPDATE_JOB, {"job_id": job_id, **{f"v_{k}": v for k, v in values.items()}}
+                )
+            else:
+                # the handler committed: the lock from above is gone; decide on the row as it is now
+                _finish(_reload(job_id), attempt, started, t0, "succeeded", result=result)
             db.session.commit()
         dispatch(ctx.outbox.items)
         return "succeeded"
@@ -402,6 +426,59 @@ def _run(job_id: str, tenant_id: str) -> str:
     finally:
         if slotted:
             _release_slot(tenant_id, job_id)
+
+
+_SUCCEEDED_COLUMNS = (
+    "history", "attempts", "status", "started_at", "duration_ms", "error", "finished_at", "result"
+)
+_UPDATE_JOB = (
+    update(_jobs_t)
+    .where(_jobs_t.c.id == bindparam("job_id"))
+    .values({c: bindparam(f"v_{c}") for c in _SUCCEEDED_COLUMNS})
+)
+
+
+def _attempt_entry(
+    attempt: int, started: datetime, now: datetime, status: str, error: str | None
+) -> dict[str, Any]:
+    return {
+        "attempt": attempt,
+        "status": status,
+        "started_at": started.isoformat() + "Z",
+        "finished_at": now.isoformat() + "Z",
+        "error": error,
+    }
+
+
+def _result_value(result: Any) -> dict[str, Any]:
+    if isinstance(result, BaseModel):
+        result = result.model_dump(mode="json")
+    return result if isinstance(result, dict) else {"value": result}
+
+
+def _succeeded(
+    history: dict[str, Any] | None,
+    first_started: datetime | None,
+    attempt: int,
+    started: datetime,
+    t0: float,
+    result: Any,
+) -> dict[str, Any]:
+    """The column values of a queued job whose attempt succeeded (see `_finish`)."""
+    now = clock.now()
+    history = dict(history or {})
+    entry = _attempt_entry(attempt, started, now, "succeeded", None)
+    history["attempts"] = [*history.get("attempts", []), entry]
+    return {
+        "history": history,
+        "attempts": attempt,
+        "status": "succeeded",
+        "started_at": first_started or started,
+        "duration_ms": round((time.perf_counter() - t0) * 1000, 3),
+        "error": None,
+        "finished_at": now,
+        "result": _result_value(result),
+    }
 
 
 def _reload(job_id: str) -> JobRun:
@@ -428,13 +505,7 @@ def _finish(
     attempt is recorded, its outcome does not bring the job back."""
     now = clock.now()
     discarded = row.status == "discarded"
-    entry = {
-        "attempt": attempt,
-        "status": status,
-        "started_at": started.isoformat() + "Z",
-        "finished_at": now.isoformat() + "Z",
-        "error": error,
-    }
+    entry = _attempt_entry(attempt, started, now, status, error)
     history = dict(row.history or {})
     history["attempts"] = [*history.get("attempts", []), entry]
     row.history = history
@@ -447,9 +518,7 @@ def _finish(
         row.error = None
         if not discarded:
             row.finished_at = now
-        if isinstance(result, BaseModel):
-            result = result.model_dump(mode="json")
-        row.result = result if isinstance(result, dict) else {"value": result}
+        row.result = _result_value(result)
     else:
         row.error = error
 

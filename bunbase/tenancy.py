@@ -58,6 +58,24 @@ def unscoped() -> Iterator[None]:
         _unscoped.reset(token)
 
 
+_criteria: dict[str, Any] = {}
+
+
+def _criteria_for(tenant_id: str) -> Any:
+    """The loader option that filters by tenant, made once per tenant (every ORM query of
+    the platform gets one; building it is a good part of a small query's cost)."""
+    option = _criteria.get(tenant_id)
+    if option is None:
+        if len(_criteria) >= 4096:
+            _criteria.clear()
+        option = _criteria[tenant_id] = with_loader_criteria(
+            TenantScoped,
+            lambda cls: cls.tenant_id == tenant_id,
+            include_aliases=True,
+        )
+    return option
+
+
 def _touches_scoped(state: Any) -> bool:
     return any(issubclass(mapper.class_, TenantScoped) for mapper in state.all_mappers)
 
@@ -76,13 +94,7 @@ def install(session_cls: Any) -> None:
             if _touches_scoped(state):
                 raise TenantRequired("query on a tenant-owned table with no tenant in scope")
             return
-        state.statement = state.statement.options(
-            with_loader_criteria(
-                TenantScoped,
-                lambda cls: cls.tenant_id == tenant_id,
-                include_aliases=True,
-            )
-        )
+        state.statement = state.statement.options(_criteria_for(tenant_id))
 
     @event.listens_for(session_cls, "before_flush")
     def _stamp_tenant(session: Session, _ctx: Any, _instances: Any) -> None:

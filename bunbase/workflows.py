@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -304,31 +304,47 @@ def advance(payload: dict[str, Any], ctx: Context) -> dict[str, Any]:
     return {"state": run.state, "completed": current.name}
 
 
+_steps_t = WorkflowStep.__table__
+_STEP_COMPLETED: dict[str, Any] = {}
+
+
+def _step_completed_stmt(dialect: str) -> Any:
+    """The upsert `_step_completed` runs, built once per dialect (bound parameters only)."""
+    stmt = _STEP_COMPLETED.get(dialect)
+    if stmt is None:
+        insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+        ins = insert(_steps_t).values(
+            id=bindparam("id"), tenant_id=bindparam("tenant_id"), run_id=bindparam("run_id"),
+            index=bindparam("index"), kind="step", name=bindparam("name"), status="completed",
+            attempts=bindparam("attempts"), started_at=bindparam("started_at"),
+            finished_at=bindparam("finished_at"), result=bindparam("result", type_=_steps_t.c.result.type),
+            error=None,
+        )
+        stmt = _STEP_COMPLETED[dialect] = ins.on_conflict_do_update(
+            index_elements=["run_id", "index", "kind"],
+            set_={
+                "status": "completed",
+                "attempts": ins.excluded.attempts,
+                "started_at": func.coalesce(_steps_t.c.started_at, ins.excluded.started_at),
+                "finished_at": ins.excluded.finished_at,
+                "result": ins.excluded.result,
+                "error": None,
+            },
+        )
+    return stmt
+
+
 def _step_completed(
     session: DBSession, run: WorkflowRun, name: str, attempt: int, started_at: datetime, result: Any
 ) -> None:
     """Record the finished step in one statement: an insert, or an update of the row an
     earlier attempt or a replay left (keeping when it first started)."""
-    table = WorkflowStep.__table__
-    dialect = session.get_bind().dialect.name
-    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    now = clock.now()
-    stmt = insert(table).values(
-        id=new_id("wfs"), tenant_id=run.tenant_id, run_id=run.id, index=run.current_step, kind="step",
-        name=name, status="completed", attempts=attempt, started_at=started_at, finished_at=now,
-        result=result, error=None,
-    )
-    session.execute(stmt.on_conflict_do_update(
-        index_elements=["run_id", "index", "kind"],
-        set_={
-            "status": "completed",
-            "attempts": attempt,
-            "started_at": func.coalesce(table.c.started_at, stmt.excluded.started_at),
-            "finished_at": now,
-            "result": stmt.excluded.result,
-            "error": None,
-        },
-    ))
+    conn = session.connection()
+    conn.execute(_step_completed_stmt(conn.dialect.name), {
+        "id": new_id("wfs"), "tenant_id": run.tenant_id, "run_id": run.id, "index": run.current_step,
+        "name": name, "attempts": attempt, "started_at": started_at, "finished_at": clock.now(),
+        "result": result,
+    })
 
 
 def _jsonable(value: Any) -> Any:
