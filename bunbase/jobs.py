@@ -36,7 +36,7 @@ from bunbase.clock import clock, parse_duration
 from bunbase.db import db, insert_now, write_intent
 from bunbase.errors import BunbaseError, ValidationFailed
 from bunbase.ids import new_id, new_trace_id
-from bunbase.outbox import Effect, dispatch, register_dispatcher
+from bunbase.outbox import Effect, courier, register_dispatcher
 from bunbase.runtime_models import JobRun
 from bunbase.tenancy import tenant_scope, unscoped
 
@@ -417,7 +417,7 @@ def _run(job_id: str, tenant_id: str) -> str:
                 # the handler committed: the lock from above is gone; decide on the row as it is now
                 _finish(_reload(job_id), attempt, started, t0, "succeeded", result=result)
             db.session.commit()
-        dispatch(ctx.outbox.items)
+        courier.send(ctx.outbox.items)  # the next jobs go out in the background
         return "succeeded"
     except Exception as exc:  # noqa: BLE001 - every failure is recorded on the job row
         db.session.rollback()

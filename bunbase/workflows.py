@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
-from sqlalchemy import bindparam, delete, func, select
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -267,16 +267,18 @@ def advance(payload: dict[str, Any], ctx: Context) -> dict[str, Any]:
     # the run's row lock, held for the step: an operator's pause / cancel / replay waits for
     # the step to end and then decides on the state it left (a redelivered step job waits
     # too, then sees the step done and skips)
-    run = ctx.db.get(WorkflowRun, payload["run_id"], with_for_update=True, populate_existing=True)
+    run = _lock_run(ctx.db, payload["run_id"])
     if run is None or run.state != "running" or run.current_step != payload.get("step", run.current_step):
         return {"skipped": True}
     definition = get_def(run.name)
     if run.current_step >= len(definition.steps):
         _complete(run)
+        _save_run(ctx.db, run)
         return {"state": run.state}
     current = definition.steps[run.current_step]
     if isinstance(current, Wait):
         _enter_wait(ctx, run, current)
+        _save_run(ctx.db, run)
         return {"state": run.state, "waiting": current.name}
     attempt = int(ctx.extras.get("attempt", 1))
     started_at = clock.now()
@@ -301,7 +303,38 @@ def advance(payload: dict[str, Any], ctx: Context) -> dict[str, Any]:
         _complete(run)
     else:
         _schedule_advance(ctx, run)
+    _save_run(ctx.db, run)
     return {"state": run.state, "completed": current.name}
+
+
+_runs_t = WorkflowRun.__table__
+_SELECT_RUN = select(_runs_t).where(
+    _runs_t.c.id == bindparam("run_id"), _runs_t.c.tenant_id == bindparam("tenant_id")
+)
+#: what advancing a run may change
+_RUN_STATE = ("state", "results", "current_step", "wait_until", "wait_event", "updated_at", "finished_at")
+_UPDATE_RUN = (
+    update(_runs_t)
+    .where(_runs_t.c.id == bindparam("run_id"))
+    .values({c: bindparam(f"v_{c}") for c in _RUN_STATE})
+)
+
+
+def _lock_run(session: DBSession, run_id: str) -> WorkflowRun | None:
+    """The run as the database has it, under its row lock (SQLite: the write lock the job
+    holds), read with one Core statement: a step job's hottest read. The object returned
+    is not in the session; `_save_run` writes what advancing changed."""
+    conn = session.connection()
+    stmt = _SELECT_RUN.with_for_update() if conn.dialect.name == "postgresql" else _SELECT_RUN
+    row = conn.execute(stmt, {"run_id": run_id, "tenant_id": current_tenant_id()}).mappings().one_or_none()
+    return WorkflowRun(**row) if row is not None else None
+
+
+def _save_run(session: DBSession, run: WorkflowRun) -> None:
+    session.flush()  # the step's own ORM writes go first, as they would at commit
+    session.connection().execute(
+        _UPDATE_RUN, {"run_id": run.id, **{f"v_{c}": getattr(run, c) for c in _RUN_STATE}}
+    )
 
 
 _steps_t = WorkflowStep.__table__
