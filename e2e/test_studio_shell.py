@@ -41,6 +41,9 @@ def test_run_created_over_the_api_shows_in_the_run_explorer(
     )
     assert resp.status_code == 200, resp.text
     run_id, trace_id = resp.json()["run_id"], resp.json()["trace_id"]
+    # runs are written by the buffered writer (every ~2 s): the page must not be loaded
+    # before that, so write them now (the live server runs in this process)
+    app.extensions["bunbase"].buffer.flush()
 
     sign_in(page, "operator@bunbase.local", "operator-pass-1")
     page.locator(".sidebar-nav").get_by_role("link", name="Actions").click()

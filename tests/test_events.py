@@ -208,3 +208,17 @@ def test_one_fan_out_job_serves_the_events_emitted_while_it_was_queued(app, tena
     assert count(app, EventDelivery) == 3
     assert {e.dispatched_at is not None for e in rows(app, EventRecord)} == {True}
     assert len(mailbox.to(tenant_a.email)) == 3
+
+
+def test_studio_events_page_shows_a_pending_fan_out_then_the_deliveries(app, tenant_a, mailbox):
+    from tests.test_users import studio_client
+
+    s = scenario(app, token=tenant_a.token, tenant=tenant_a.id)
+    s.api.run(EMIT, {"name": "payment.added", "payload": {"orgId": tenant_a.org_id, "last4": "4242"}})
+    studio = studio_client(app, tenant_a)
+    page = studio.get("/studio/m/runtime/events").get_data(as_text=True)
+    assert 'data-testid="fanout-pending"' in page and "no subscribers" not in page
+    s.worker.drain()
+    page = studio.get("/studio/m/runtime/events").get_data(as_text=True)
+    assert 'data-testid="fanout-pending"' not in page
+    assert 'data-subscriber="trial.payment.on_added"' in page

@@ -410,5 +410,6 @@ def test_events_are_listed_with_their_deliveries(app: Flask, tenant_a: Tenant, t
     assert events["items"][0]["name"] == "rtapi.thing.happened"
     assert events["items"][0]["payload"] == {"n": 1}
     assert events["items"][0]["deliveries"] == []
+    assert events["items"][0]["dispatchedAt"] is not None  # no subscribers: nothing to fan out
     assert ok(app, tenant_a, "GET", "/v1/events?name=other")["total"] == 0
     assert ok(app, tenant_b, "GET", "/v1/events")["total"] == 0

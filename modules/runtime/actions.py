@@ -586,6 +586,9 @@ class EventOut(Contract):
     trace_id: str | None
     source_run_id: str | None
     created_at: str | None
+    dispatched_at: str | None = Field(
+        description="When the fan-out made the deliveries; null while it is pending."
+    )
     deliveries: list[DeliveryOut]
 
 

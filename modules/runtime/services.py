@@ -665,5 +665,6 @@ def event_to_wire(e: EventRecord, deliveries: list[EventDelivery]) -> dict[str, 
         "traceId": e.trace_id,
         "sourceRunId": e.source_run_id,
         "createdAt": iso(e.created_at),
+        "dispatchedAt": iso(e.dispatched_at),
         "deliveries": [delivery_to_wire(d) for d in deliveries],
     }
