@@ -11,8 +11,9 @@ DATABASE_URL is set; the Redis at REDIS_URL, or an embedded one). Then:
 1. ``--workers`` plain RQ workers (``rq worker -w rq.worker.SimpleWorker``) on their own
    queue, and as many Bunbase workers (``flask bunbase worker``, the same SimpleWorker
    class) on high/default/low; all of them idle before anything is measured;
-2. per round, interleaved; each batch is committed first and then handed to RQ in one
-   pipeline, so the idle workers see all of it at once, and throughput runs from the
+2. per round (5 by default; which side goes first alternates), interleaved; each batch
+   is committed first and then handed to RQ in one pipeline, so the idle workers see all
+   of it at once, and throughput runs from the
    first job's start to the last job's end (the workers' rate; the enqueuer's is
    reported apart):
    - **raw RQ**: ``--jobs`` no-op jobs pushed with ``Queue.enqueue_many``;
@@ -291,7 +292,7 @@ def render(rounds: list[Round], raw_lat: list[float], ours_lat: list[float],
 def parse_args() -> argparse.Namespace:
     env = os.environ.get
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--rounds", type=int, default=int(env("BENCH_ROUNDS", "3")))
+    p.add_argument("--rounds", type=int, default=int(env("BENCH_ROUNDS", "5")))
     p.add_argument("--jobs", type=int, default=int(env("BENCH_JOBS", "2000")))
     p.add_argument("--workflows", type=int, default=int(env("BENCH_WORKFLOWS", "100")))
     p.add_argument("--workers", type=int, default=int(env("BENCH_JOB_WORKERS", "2")))
@@ -330,8 +331,17 @@ def main() -> int:
                 bench.raw(min(200, args.jobs))  # warm-up: imports, connections, caches
                 bench.ours(min(200, args.jobs))
                 for i in range(args.rounds):
-                    r = Round(raw=bench.raw(args.jobs), ours=bench.ours(args.jobs),
-                              steps=bench.workflow_steps(args.workflows))
+                    # the side measured first alternates, so a drift in the machine's speed
+                    # during a round does not always favour the same side
+                    if i % 2 == 0:
+                        raw_rate = bench.raw(args.jobs)
+                        ours_rate = bench.ours(args.jobs)
+                        steps_rate = bench.workflow_steps(args.workflows)
+                    else:
+                        steps_rate = bench.workflow_steps(args.workflows)
+                        ours_rate = bench.ours(args.jobs)
+                        raw_rate = bench.raw(args.jobs)
+                    r = Round(raw=raw_rate, ours=ours_rate, steps=steps_rate)
                     rounds.append(r)
                     print(f"bench: round {i + 1}: raw {r.raw:,.0f} jobs/s, ctx.jobs "
                           f"{r.ours:,.0f} jobs/s, workflow {r.steps:,.0f} steps/s", flush=True)
