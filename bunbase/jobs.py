@@ -33,7 +33,7 @@ from sqlalchemy import bindparam, select, update
 
 from bunbase import redis_conn
 from bunbase.clock import clock, parse_duration
-from bunbase.db import db, insert_now, write_intent
+from bunbase.db import db, write_intent
 from bunbase.errors import BunbaseError, ValidationFailed
 from bunbase.ids import new_id, new_trace_id
 from bunbase.outbox import Effect, courier, register_dispatcher
@@ -43,6 +43,7 @@ from bunbase.tenancy import tenant_scope, unscoped
 if TYPE_CHECKING:
     from bunbase.context import Context
 
+_jobs_t = JobRun.__table__
 log = structlog.get_logger("bunbase.jobs")
 
 QUEUES = ("high", "default", "low")
@@ -164,10 +165,9 @@ def enqueue(
         return job_id
     when = run_at or (clock.now() + parse_duration(delay) if delay else None)
     # a new row the transaction only adds: one Core INSERT now, no unit-of-work tracking
-    insert_now(
-        ctx.db,
-        JobRun,
-        job_row(
+    ctx.db.connection().execute(
+        _INSERT_JOB,
+        job_values(
             job_id,
             ctx.tenant.id,
             name,
@@ -189,7 +189,7 @@ def enqueue(
     return job_id
 
 
-def job_row(
+def job_values(
     job_id: str,
     tenant_id: str,
     name: str,
@@ -202,25 +202,40 @@ def job_row(
     trace_id: str | None = None,
     parent_run_id: str | None = None,
     source: str | None = None,
-) -> JobRun:
-    """A new job row: "queued" to run now, "scheduled" to run at `run_at`."""
+) -> dict[str, Any]:
+    """The columns of a new job row: "queued" to run now, "scheduled" to run at `run_at`."""
     attempts_allowed = max_attempts or 1 + get(name).retries
-    return JobRun(
-        id=job_id,
-        tenant_id=tenant_id,
-        name=name,
-        queue=queue,
-        status="scheduled" if run_at else "queued",
-        payload=payload,
-        max_attempts=attempts_allowed,
-        idempotency_key=idempotency_key,
-        trace_id=trace_id or new_trace_id(),
-        parent_run_id=parent_run_id,
-        source=source,
-        run_at=run_at,
-        created_at=clock.now(),
-        history={"attempts": [], "max_attempts": attempts_allowed},
-    )
+    return {
+        "id": job_id,
+        "tenant_id": tenant_id,
+        "name": name,
+        "queue": queue,
+        "status": "scheduled" if run_at else "queued",
+        "payload": payload,
+        "result": None,
+        "error": None,
+        "history": {"attempts": [], "max_attempts": attempts_allowed},
+        "attempts": 0,
+        "max_attempts": attempts_allowed,
+        "idempotency_key": idempotency_key,
+        "trace_id": trace_id or new_trace_id(),
+        "parent_run_id": parent_run_id,
+        "source": source,
+        "run_at": run_at,
+        "created_at": clock.now(),
+        "started_at": None,
+        "finished_at": None,
+        "duration_ms": None,
+    }
+
+
+def job_row(job_id: str, tenant_id: str, name: str, payload: dict[str, Any], **options: Any) -> JobRun:
+    """A new job row as an ORM object (see `job_values`)."""
+    return JobRun(**job_values(job_id, tenant_id, name, payload, **options))
+
+
+#: every column, always: one compiled INSERT serves every enqueue
+_INSERT_JOB = _jobs_t.insert()
 
 
 #: seconds RQ allows past a job's own timeout, for recording its outcome
@@ -358,7 +373,6 @@ def run_job(job_id: str, tenant_id: str) -> str:
             db.session.remove()
 
 
-_jobs_t = JobRun.__table__
 #: the hot path reads and writes the job row with Core: the tenant filter is explicit here,
 #: and the ORM's identity map and tenant criteria would cost more than the two statements
 _SELECT_JOB = select(
