@@ -63,23 +63,25 @@ def listen(fn: Listener) -> Listener:
     return fn
 
 
-_subscribers: dict[str, list[Action]] = {}
-_subscribers_of: tuple[int, int] = (0, -1)  # (id of the registry, its action count) cached for
+#: (id of the registry, its action count) -> subscribers by event name; replaced whole,
+#: never changed in place, so a thread reading it never sees it half built
+_subscribers: tuple[tuple[int, int], dict[str, list[Action]]] = ((0, -1), {})
 
 
 def subscribers(name: str) -> list[Action]:
     """Actions with `triggers.event(name)`, looked up once per registry state."""
-    global _subscribers_of
+    global _subscribers
     registry = current_app.extensions["bunbase"].registry
     seen = (id(registry), len(registry.actions))
-    if seen != _subscribers_of:
-        _subscribers.clear()
+    cached_for, table = _subscribers
+    if cached_for != seen:
+        table = {}
         for act in registry.actions.values():
             for t in act.triggers:
-                if isinstance(t, EventTrigger) and act not in _subscribers.get(t.event, []):
-                    _subscribers.setdefault(t.event, []).append(act)
-        _subscribers_of = seen
-    return _subscribers.get(name, [])
+                if isinstance(t, EventTrigger) and act not in table.get(t.event, []):
+                    table.setdefault(t.event, []).append(act)
+        _subscribers = (seen, table)
+    return table.get(name, [])
 
 
 def emit(ctx: Context, name: str, payload: dict[str, Any] | BaseModel) -> EventRecord:
@@ -115,6 +117,8 @@ def emit(ctx: Context, name: str, payload: dict[str, Any] | BaseModel) -> EventR
 #: event ids waiting for the fan-out, and the flag saying a fan-out job is on its way for them
 FANOUT_LIST = "bunbase:events:fanout"
 FANOUT_FLAG = "bunbase:events:fanout:queued"
+#: set while a relay's fan-out job is on its way
+RELAY_FLAG = "bunbase:events:relay:queued"
 
 
 def _push_fanout(event_ids: list[str]) -> None:
@@ -126,9 +130,13 @@ def _push_fanout(event_ids: list[str]) -> None:
     pipe.set(FANOUT_FLAG, "1", nx=True, ex=FANOUT_TIMEOUT)
     _, first = pipe.execute()
     if first:
-        Queue(FANOUT_QUEUE, connection=conn).enqueue_call(
-            fanout_pending, timeout=FANOUT_TIMEOUT, result_ttl=0, failure_ttl=86400
-        )
+        try:
+            Queue(FANOUT_QUEUE, connection=conn).enqueue_call(
+                fanout_pending, timeout=FANOUT_TIMEOUT, result_ttl=0, failure_ttl=86400
+            )
+        except BaseException:
+            conn.delete(FANOUT_FLAG)  # no job is on its way: the next push queues one
+            raise
 
 
 def _dispatch_event(effect: Effect) -> None:
@@ -154,7 +162,7 @@ def fanout_pending(batch: int = 500) -> int:
     return done
 
 
-def fanout(event_ids: list[str]) -> int:
+def fanout(event_ids: list[str], relayed: bool = False) -> int:
     """Make the deliveries (and their jobs) of those events not yet dispatched."""
     app = jobs.bound_app()
     with app.app_context():
@@ -162,6 +170,8 @@ def fanout(event_ids: list[str]) -> int:
             return _fanout(event_ids)
         finally:
             db.session.remove()
+            if relayed:
+                redis_conn.client().delete(RELAY_FLAG)
 
 
 def _fanout(event_ids: list[str]) -> int:
@@ -178,11 +188,22 @@ def _fanout(event_ids: list[str]) -> int:
         if db.engine.dialect.name == "postgresql":
             stmt = stmt.with_for_update(skip_locked=True)  # a relay's copy skips what this one holds
         events = list(db.session.scalars(stmt))
+        # events an older version delivered in the emitting transaction (a rolling deploy
+        # across the migration) already have their deliveries: they are only marked
+        made = set(
+            db.session.scalars(
+                select(EventDelivery.event_id).where(EventDelivery.event_id.in_([e.id for e in events]))
+            )
+        ) if events else set()
         now = clock.now()
         for event in events:
+            tenant = tenancy_cache.lookup(event.tenant_id)
+            if tenant is None or event.id in made:  # the tenant is gone: nobody to deliver to
+                event.dispatched_at = now
+                continue
             with tenant_scope(event.tenant_id):
                 ctx = Context(
-                    tenant=tenancy_cache.tenant_ref(event.tenant_id),
+                    tenant=tenant,
                     actor=SYSTEM,
                     trace_id=event.trace_id or new_trace_id(),
                     run_id=event.source_run_id or event.id,
@@ -215,6 +236,11 @@ def _fanout(event_ids: list[str]) -> int:
 def relay_undispatched(older_than: timedelta = RELAY_AFTER, limit: int = 500) -> int:
     """Send the fan-out again for events it has not reached (its push was lost)."""
     cutoff = clock.now() - older_than
+    conn = redis_conn.client()
+    # one relay fan-out at a time: while one waits in a long queue, the next ticks add none
+    busy_for = int(RELAY_AFTER.total_seconds())
+    if older_than > timedelta(0) and not conn.set(RELAY_FLAG, "1", nx=True, ex=busy_for):
+        return 0
     with unscoped():
         ids = list(
             db.session.scalars(
@@ -227,9 +253,11 @@ def relay_undispatched(older_than: timedelta = RELAY_AFTER, limit: int = 500) ->
         db.session.rollback()
     if ids:
         log.warning("re-sending the fan-out of undispatched events", count=len(ids))
-        Queue(FANOUT_QUEUE, connection=redis_conn.client()).enqueue_call(
-            fanout, args=(ids,), timeout=FANOUT_TIMEOUT, result_ttl=0, failure_ttl=86400
+        Queue(FANOUT_QUEUE, connection=conn).enqueue_call(
+            fanout, args=(ids, True), timeout=FANOUT_TIMEOUT, result_ttl=0, failure_ttl=86400
         )
+    else:
+        conn.delete(RELAY_FLAG)
     return len(ids)
 
 

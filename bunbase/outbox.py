@@ -132,6 +132,12 @@ class Courier:
     """
 
     def __init__(self) -> None:
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        """A new state (also in a forked child: it must not send, or wait on a lock held
+        by, its parent's thread)."""
         self._items: list[Effect] = []
         self._busy = False
         self._cond = threading.Condition()
@@ -162,14 +168,16 @@ class Courier:
                 self._cond.wait(left)
         return True
 
+    def _running(self) -> bool:
+        return self._thread is not None and self._pid == os.getpid() and self._thread.is_alive()
+
     def _ensure_thread(self) -> None:
-        if self._thread is not None and self._pid == os.getpid():
+        if self._running():
             return
         with self._cond:
-            if self._thread is not None and self._pid == os.getpid():
+            if self._running():
                 return
-            if self._pid != os.getpid():
-                self._items, self._busy = [], False  # a forked child does not send its parent's
+            self._busy = False
             self._pid = os.getpid()
             self._thread = threading.Thread(target=self._loop, name="bunbase-courier", daemon=True)
             self._thread.start()

@@ -34,6 +34,7 @@ from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import scoped_session
 
 from bunbase import events, jobs
 from bunbase.clock import clock, parse_duration
@@ -270,15 +271,16 @@ def advance(payload: dict[str, Any], ctx: Context) -> dict[str, Any]:
     run = _lock_run(ctx.db, payload["run_id"])
     if run is None or run.state != "running" or run.current_step != payload.get("step", run.current_step):
         return {"skipped": True}
+    locked_tx, read_step = _transaction(ctx.db), run.current_step
     definition = get_def(run.name)
     if run.current_step >= len(definition.steps):
         _complete(run)
-        _save_run(ctx.db, run)
+        _save_run(ctx.db, run, locked_tx, read_step)
         return {"state": run.state}
     current = definition.steps[run.current_step]
     if isinstance(current, Wait):
         _enter_wait(ctx, run, current)
-        _save_run(ctx.db, run)
+        _save_run(ctx.db, run, locked_tx, read_step)
         return {"state": run.state, "waiting": current.name}
     attempt = int(ctx.extras.get("attempt", 1))
     started_at = clock.now()
@@ -303,7 +305,7 @@ def advance(payload: dict[str, Any], ctx: Context) -> dict[str, Any]:
         _complete(run)
     else:
         _schedule_advance(ctx, run)
-    _save_run(ctx.db, run)
+    _save_run(ctx.db, run, locked_tx, read_step)
     return {"state": run.state, "completed": current.name}
 
 
@@ -320,6 +322,10 @@ _UPDATE_RUN = (
 )
 
 
+def _transaction(session: DBSession) -> Any:
+    return (session() if isinstance(session, scoped_session) else session).get_transaction()
+
+
 def _lock_run(session: DBSession, run_id: str) -> WorkflowRun | None:
     """The run as the database has it, under its row lock (SQLite: the write lock the job
     holds), read with one Core statement: a step job's hottest read. The object returned
@@ -330,8 +336,14 @@ def _lock_run(session: DBSession, run_id: str) -> WorkflowRun | None:
     return WorkflowRun(**row) if row is not None else None
 
 
-def _save_run(session: DBSession, run: WorkflowRun) -> None:
+def _save_run(session: DBSession, run: WorkflowRun, locked_tx: Any, read_step: int) -> None:
     session.flush()  # the step's own ORM writes go first, as they would at commit
+    if _transaction(session) is not locked_tx:
+        # the step committed on its own, which released the run's lock: an operator may have
+        # paused, cancelled or replayed the run since; their decision stands
+        now = _lock_run(session, run.id)
+        if now is None or now.state != "running" or now.current_step != read_step:
+            return
     session.connection().execute(
         _UPDATE_RUN, {"run_id": run.id, **{f"v_{c}": getattr(run, c) for c in _RUN_STATE}}
     )

@@ -222,3 +222,81 @@ def test_studio_events_page_shows_a_pending_fan_out_then_the_deliveries(app, ten
     page = studio.get("/studio/m/runtime/events").get_data(as_text=True)
     assert 'data-testid="fanout-pending"' not in page
     assert 'data-subscriber="trial.payment.on_added"' in page
+
+
+def test_the_relay_sends_one_fan_out_at_a_time(app, tenant_a):
+    s = scenario(app, token=tenant_a.token, tenant=tenant_a.id)
+    s.api.run(EMIT, {"name": "payment.added", "payload": {"orgId": tenant_a.org_id, "last4": "4242"}})
+    from rq import Queue
+
+    from bunbase import events, outbox, redis_conn
+    assert outbox.settle()
+    conn = redis_conn.client()
+    q = Queue(events.FANOUT_QUEUE, connection=conn)
+    q.empty()
+    conn.delete(events.FANOUT_LIST, events.FANOUT_FLAG)  # the push is lost
+    clock.advance("31s")
+    with app.app_context():
+        assert events.relay_undispatched() == 1
+        clock.advance("5s")
+        assert events.relay_undispatched() == 0  # its fan-out is still on the way: none added
+    assert q.count == 1
+    s.worker.drain()
+    assert conn.exists(events.RELAY_FLAG) == 0  # done: the next relay may send again
+    (delivery,) = rows(app, EventDelivery)
+    assert delivery.status == "delivered"
+
+
+def test_a_failed_fan_out_enqueue_leaves_no_flag_behind(app, tenant_a, monkeypatch):
+    from rq import Queue
+
+    from bunbase import events, redis_conn
+
+    def down(*_a: Any, **_k: Any) -> None:
+        raise ConnectionError("redis went away")
+
+    monkeypatch.setattr(Queue, "enqueue_call", down)
+    with app.app_context(), pytest.raises(ConnectionError):
+        events._push_fanout(["evt_1"])
+    assert redis_conn.client().exists(events.FANOUT_FLAG) == 0
+
+
+def test_an_event_of_a_tenant_that_is_gone_does_not_block_the_others(app, tenant_a, mailbox):
+    from bunbase import events
+    from bunbase.db import db
+    from bunbase.ids import new_id
+    s = scenario(app, token=tenant_a.token, tenant=tenant_a.id)
+    s.api.run(EMIT, {"name": "payment.added", "payload": {"orgId": tenant_a.org_id, "last4": "4242"}})
+    (good,) = rows(app, EventRecord)
+    orphan = new_id("evt")
+    with app.app_context():
+        with db.engine.begin() as conn:
+            conn.execute(EventRecord.__table__.insert().values(
+                id=orphan, tenant_id="tnt_gone", name="payment.added",
+                payload={"orgId": "org_x", "last4": "0000"}, created_at=clock.now()))
+        assert events.fanout([orphan, good.id]) == 2
+    dispatched = {e.id: e.dispatched_at for e in rows(app, EventRecord)}
+    assert dispatched[orphan] is not None and dispatched[good.id] is not None
+    (delivery,) = rows(app, EventDelivery)
+    assert delivery.event_id == good.id
+
+
+def test_an_event_that_already_has_deliveries_is_only_marked_dispatched(app, tenant_a):
+    """Written by a process of the version before the fan-out (a rolling deploy)."""
+    from bunbase import events
+    from bunbase.db import db
+    from bunbase.ids import new_id
+    event_id = new_id("evt")
+    with app.app_context():
+        with db.engine.begin() as conn:
+            conn.execute(EventRecord.__table__.insert().values(
+                id=event_id, tenant_id=tenant_a.id, name="payment.added",
+                payload={"orgId": tenant_a.org_id, "last4": "4242"}, created_at=clock.now()))
+            conn.execute(EventDelivery.__table__.insert().values(
+                id=new_id("dlv"), tenant_id=tenant_a.id, event_id=event_id,
+                subscriber="trial.payment.on_added", status="queued", attempts=0, created_at=clock.now()))
+        assert events.fanout([event_id]) == 1
+    (event,) = rows(app, EventRecord)
+    assert event.dispatched_at is not None
+    assert count(app, EventDelivery) == 1
+    assert count(app, JobRun, JobRun.name == "bunbase.event.deliver") == 0

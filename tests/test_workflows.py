@@ -477,3 +477,24 @@ def test_an_event_that_arrives_while_the_run_is_paused_resumes_it_on_resume(app,
     run = run_of(app, run_id)
     assert run.state == "completed" and names() == ["reserve", "ship"]
     assert run.results["paid"]["payload"] == {"orderId": "o-7", "amount": 3}
+
+
+def _committing_step(input: Order, ctx: Context) -> dict[str, bool]:
+    """A step that commits its own writes; an operator cancels the run right after."""
+    ctx.db.commit()
+    with db.engine.begin() as conn:  # another session: the operator's cancel
+        conn.execute(WorkflowRun.__table__.update()
+                     .where(WorkflowRun.__table__.c.id == ctx.extras["workflow"]["run_id"])
+                     .values(state="cancelled"))
+    return {"done": True}
+
+
+workflow("tests.wf.commits", input=Order, steps={"first": _committing_step, "b": _step("b")})
+
+
+def test_a_cancel_made_after_a_step_committed_on_its_own_is_not_overwritten(app, tenant_a):
+    run_id = start(app, tenant_a, "tests.wf.commits")
+    Worker(app).drain()
+    run = run_of(app, run_id)
+    assert run.state == "cancelled" and run.current_step == 0  # the operator's word stands
+    assert "b" not in CALLS
