@@ -189,6 +189,25 @@ def test_dead_job_replay_with_edited_payload_then_discard(app: Flask, tenant_a: 
     ]
 
 
+def test_jobs_are_found_by_job_trace_or_run_id_and_bulk_honours_the_search(
+        app: Flask, tenant_a: Tenant, tenant_b: Tenant) -> None:
+    body = {"name": "rtapi.flaky", "payload": {"flag": "find"}}
+    first = ok(app, tenant_a, "POST", "/v1/jobs", body)["jobId"]
+    ok(app, tenant_a, "POST", "/v1/jobs", body)
+    b_job = ok(app, tenant_b, "POST", "/v1/jobs", body)["jobId"]
+    drain(app)
+    job = ok(app, tenant_a, "GET", f"/v1/jobs/{first}")
+    for needle in (first, job["traceId"], job["parentRunId"]):
+        found = ok(app, tenant_a, "GET", f"/v1/jobs?search={needle}")
+        assert [i["jobId"] for i in found["items"]] == [first], needle
+    assert ok(app, tenant_a, "GET", f"/v1/jobs?search={b_job}")["total"] == 0  # another tenant's
+    assert ok(app, tenant_a, "GET", "/v1/jobs?status=dead")["total"] == 2
+    out = ok(app, tenant_a, "POST", "/v1/jobs/discard",
+             {"filter": {"status": "dead", "search": first}, "expectedCount": 1})
+    assert out["jobIds"] == [first] and out["remaining"] == 0
+    assert ok(app, tenant_a, "GET", "/v1/jobs?status=dead")["total"] == 1
+
+
 def test_bulk_replay_and_discard_by_filter_and_ids(app: Flask, tenant_a: Tenant, tenant_b: Tenant) -> None:
     body = {"name": "rtapi.flaky", "payload": {"flag": "bulk"}}
     ids = [ok(app, tenant_a, "POST", "/v1/jobs", body)["jobId"] for _ in range(3)]

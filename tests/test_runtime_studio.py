@@ -67,3 +67,22 @@ def test_jobs_page_shows_depth_oldest_age_and_running_per_queue(app, tenant_a):
     assert '<span data-kpi="oldest">1h</span>' in cards["default"]
     assert '<span data-kpi="queue-running">1</span> running' in cards["low"]
     assert re.search(r'data-kpi="running">1<', page)  # the total over the queues
+
+
+def test_jobs_page_finds_a_job_by_id_or_trace_and_keeps_the_search_for_bulk(app, tenant_a):
+    first = _enqueue(app, tenant_a.id, "testkit.record", {"note": "one"})
+    second = _enqueue(app, tenant_a.id, "testkit.record", {"note": "two"})
+    (row,) = [r for r in _rows(app, first)]
+    studio = studio_client(app, tenant_a)
+    for needle in (first, row.trace_id):
+        page = studio.get(f"/studio/m/runtime/jobs?q={needle}").get_data(as_text=True)
+        assert f'data-job-id="{first}"' in page and f'data-job-id="{second}"' not in page
+        assert f'name="q" value="{needle}"' in page  # the search box and the bulk form keep it
+    page = studio.get("/studio/m/runtime/jobs?q=job_nothing").get_data(as_text=True)
+    assert "No jobs match these filters" in page
+
+
+def _rows(app, job_id: str) -> list[Any]:
+    from bunbase.runtime_models import JobRun
+    from tests.helpers import rows
+    return rows(app, JobRun, JobRun.id == job_id)

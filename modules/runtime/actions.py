@@ -87,10 +87,18 @@ class JobOut(JobSummary):
     history: JobHistory
 
 
+SEARCH = Field(
+    default=None,
+    max_length=120,
+    description="A job id, a trace id, or the id of the run that enqueued the job",
+)
+
+
 class ListJobsInput(Contract):
     status: JobStatus | None = None
     name: str | None = Field(default=None, max_length=200)
     queue: QueueName | None = None
+    search: str | None = SEARCH
     cursor: str | None = Field(default=None, max_length=120)
     limit: int = Field(default=20, ge=1, le=100)
 
@@ -110,6 +118,7 @@ class JobFilter(Contract):
     status: JobStatus = "dead"
     name: str | None = Field(default=None, max_length=200)
     queue: QueueName | None = None
+    search: str | None = SEARCH
 
 
 class BulkJobsInput(Contract):
@@ -190,7 +199,7 @@ def list_jobs(input: ListJobsInput, ctx: Context) -> JobList:
     from bunbase.runtime_models import JobRun
 
     stmt = select(JobRun).where(
-        *services.job_filters(status=input.status, name=input.name, queue=input.queue)
+        *services.job_filters(status=input.status, name=input.name, queue=input.queue, search=input.search)
     )
     return _job_list(services.page(ctx.db, stmt, JobRun, before=input.cursor, limit=input.limit))
 
@@ -231,6 +240,7 @@ def _bulk(verb: str, input: BulkJobsInput, ctx: Context) -> BulkJobsOutput:
         name=f.name if f else None,
         queue=f.queue if f else None,
         expected_count=input.expected_count,
+        search=f.search if f else None,
     )
     return BulkJobsOutput.model_validate(out)
 

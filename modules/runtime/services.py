@@ -125,8 +125,13 @@ def page(
 
 
 # -- jobs ----------------------------------------------------------------------------------
-def job_filters(*, status: str | None = None, name: str | None = None, queue: str | None = None) -> list[Any]:
+def job_filters(
+    *, status: str | None = None, name: str | None = None, queue: str | None = None, search: str | None = None
+) -> list[Any]:
+    """`search` is a job id, a trace id, or the id of the run that enqueued the job."""
     where: list[Any] = []
+    if search:
+        where.append(or_(JobRun.id == search, JobRun.trace_id == search, JobRun.parent_run_id == search))
     if status:
         where.append(JobRun.status == status)
     if name:
@@ -286,6 +291,7 @@ def matching_jobs(
     name: str | None,
     queue: str | None,
     eligible: tuple[str, ...],
+    search: str | None = None,
 ) -> tuple[list[JobRun], int]:
     """The rows a bulk call acts on (eligible ones only, oldest first, at most BULK_LIMIT),
     and how many of the named or matching rows were not eligible."""
@@ -300,7 +306,7 @@ def matching_jobs(
         ok = [r for r in rows if r.status in eligible]
         return sorted(ok, key=lambda r: (r.created_at, r.id)), len(set(job_ids) - found) + len(rows) - len(ok)
     stmt = select(JobRun).where(
-        *job_filters(status=status, name=name, queue=queue), JobRun.status.in_(eligible)
+        *job_filters(status=status, name=name, queue=queue, search=search), JobRun.status.in_(eligible)
     )
     stmt = stmt.order_by(JobRun.created_at, JobRun.id).limit(BULK_LIMIT).with_for_update()
     rows = list(ctx.db.scalars(stmt))
@@ -308,12 +314,21 @@ def matching_jobs(
 
 
 def count_matching(
-    session: DBSession, *, status: str | None, name: str | None, queue: str | None, eligible: tuple[str, ...]
+    session: DBSession,
+    *,
+    status: str | None,
+    name: str | None,
+    queue: str | None,
+    eligible: tuple[str, ...],
+    search: str | None = None,
 ) -> int:
     stmt = (
         select(func.count())
         .select_from(JobRun)
-        .where(*job_filters(status=status, name=name, queue=queue), JobRun.status.in_(eligible))
+        .where(
+            *job_filters(status=status, name=name, queue=queue, search=search),
+            JobRun.status.in_(eligible),
+        )
     )
     return int(session.scalar(stmt) or 0)
 
@@ -327,6 +342,7 @@ def bulk(
     name: str | None,
     queue: str | None,
     expected_count: int | None,
+    search: str | None = None,
 ) -> dict[str, Any]:
     eligible = REPLAYABLE if verb == "replay" else DISCARDABLE
     if job_ids is None and status is None:
@@ -335,14 +351,16 @@ def bulk(
             details=[{"field": "filter.status", "message": "required without jobIds", "type": "missing"}],
         )
     if job_ids is None:
-        total = count_matching(ctx.db, status=status, name=name, queue=queue, eligible=eligible)
+        total = count_matching(
+            ctx.db, status=status, name=name, queue=queue, eligible=eligible, search=search
+        )
         if expected_count is not None and total != expected_count:
             raise Conflict(
                 f"{total} jobs match now, not {expected_count}; review the list and try again",
                 details={"matching": total, "expected": expected_count},
             )
     rows, skipped = matching_jobs(
-        ctx, job_ids=job_ids, status=status, name=name, queue=queue, eligible=eligible
+        ctx, job_ids=job_ids, status=status, name=name, queue=queue, eligible=eligible, search=search
     )
     if job_ids is not None and expected_count is not None and len(rows) != expected_count:
         raise Conflict(
@@ -359,13 +377,17 @@ def bulk(
     remaining = 0
     if job_ids is None:
         ctx.db.flush()
-        remaining = count_matching(ctx.db, status=status, name=name, queue=queue, eligible=eligible)
+        remaining = count_matching(
+            ctx.db, status=status, name=name, queue=queue, eligible=eligible, search=search
+        )
     if changed:
         ctx.audit.record(
             target_type="job",
             diff={
                 "before": {
-                    "filter": {"status": status, "name": name, "queue": queue} if job_ids is None else None
+                    "filter": {"status": status, "name": name, "queue": queue, "search": search}
+                    if job_ids is None
+                    else None
                 },
                 "after": {
                     "status": "scheduled" if verb == "replay" else "discarded",

@@ -129,10 +129,17 @@ def _job_names() -> list[str]:
 
 @blueprint.get("/jobs")
 def jobs() -> str:
-    f = _args("status", "name", "queue")
-    stmt = select(JobRun).where(*services.job_filters(status=f["status"], name=f["name"], queue=f["queue"]))
+    f = _args("status", "name", "queue", "q")
+    stmt = select(JobRun).where(
+        *services.job_filters(status=f["status"], name=f["name"], queue=f["queue"], search=f["q"])
+    )
     page = _page(stmt, JobRun, "runtime_studio.jobs")
-    match = {"status": f["status"] or "dead", "name": f["name"] or None, "queue": f["queue"] or None}
+    match = {
+        "status": f["status"] or "dead",
+        "name": f["name"] or None,
+        "queue": f["queue"] or None,
+        "search": f["q"] or None,
+    }
     bulk = {
         "status": match["status"],
         "replay": services.count_matching(db.session, **match, eligible=services.REPLAYABLE),
@@ -163,7 +170,7 @@ def jobs_bulk() -> Response:
         abort(400)
     back = url_for(
         "runtime_studio.jobs",
-        **{k: request.form.get(k) for k in ("status", "name", "queue") if request.form.get(k)},
+        **{k: request.form.get(k) for k in ("status", "name", "queue", "q") if request.form.get(k)},
     )
     raw: dict[str, Any] = {}
     if scope == "selected":
@@ -176,6 +183,8 @@ def jobs_bulk() -> Response:
         raw["filter"] = {
             k: request.form.get(k) for k in ("status", "name", "queue") if request.form.get(k)
         }
+        if request.form.get("q"):
+            raw["filter"]["search"] = request.form.get("q")
         raw["filter"]["status"] = request.form.get("match_status") or "dead"
         expected = request.form.get(f"expected_{verb}", "")
         if expected.isdigit():
