@@ -130,6 +130,17 @@ def test_fail_a_job_find_it_in_the_dlq_replay_it_and_see_it_succeed(
     page.goto("/studio/m/runtime/jobs?status=dead")
     expect(page.get_by_test_id("dlq-kpi").locator("[data-kpi=dead]")).to_have_text("0")
 
+    # find the job again by its id: only the results swap, the URL keeps the search
+    other = _api(live_server, operator, "POST", "/v1/jobs",
+                 {"name": "rte2e.fragile", "payload": {"to": "other@example.com"}})["jobId"]
+    page.goto("/studio/m/runtime/jobs")
+    expect(page.locator(f'tr[data-job-id="{other}"]')).to_have_count(1)
+    page.fill("#f-q", job_id)
+    page.press("#f-q", "Enter")
+    expect(page).to_have_url(re.compile(rf"q={job_id}"))
+    expect(page.locator(f'tr[data-job-id="{job_id}"]')).to_have_count(1)
+    expect(page.locator(f'tr[data-job-id="{other}"]')).to_have_count(0)
+
 
 def test_runtime_pages_refresh_and_render(page: Page, operator: dict, live_server: str, app: Flask) -> None:
     FIXED.clear()
