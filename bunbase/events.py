@@ -190,11 +190,8 @@ def _fanout(event_ids: list[str]) -> int:
         events = list(db.session.scalars(stmt))
         # events an older version delivered in the emitting transaction (a rolling deploy
         # across the migration) already have their deliveries: they are only marked
-        made = set(
-            db.session.scalars(
-                select(EventDelivery.event_id).where(EventDelivery.event_id.in_([e.id for e in events]))
-            )
-        ) if events else set()
+        ids = [e.id for e in events]
+        made = set(db.session.scalars(select(EventDelivery.event_id).where(EventDelivery.event_id.in_(ids))))
         now = clock.now()
         for event in events:
             tenant = tenancy_cache.lookup(event.tenant_id)

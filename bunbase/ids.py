@@ -6,6 +6,7 @@ sort by creation time and keyset pagination can use the id alone.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 
@@ -28,3 +29,12 @@ def new_id(prefix: str) -> str:
 
 def new_trace_id() -> str:
     return os.urandom(16).hex()
+
+
+def id_for(prefix: str, tenant_id: str, name: str, key: str | None) -> str:
+    """A new id, or, with an idempotency `key`, the same id every time for that tenant,
+    name and key (so a second start or enqueue finds the first one's row)."""
+    if not key:
+        return new_id(prefix)
+    digest = hashlib.sha256(f"{tenant_id}\x00{name}\x00{key}".encode()).hexdigest()
+    return f"{prefix}_k{digest[:34]}"

@@ -14,7 +14,6 @@ Retries: a failing job is retried with exponential backoff and jitter up to its
 
 from __future__ import annotations
 
-import hashlib
 import random
 import time
 import traceback
@@ -35,7 +34,7 @@ from bunbase import redis_conn
 from bunbase.clock import clock, parse_duration
 from bunbase.db import db, write_intent
 from bunbase.errors import BunbaseError, ValidationFailed
-from bunbase.ids import new_id, new_trace_id
+from bunbase.ids import id_for, new_trace_id
 from bunbase.outbox import Effect, courier, register_dispatcher
 from bunbase.runtime_models import JobRun
 from bunbase.tenancy import tenant_scope, unscoped
@@ -126,13 +125,6 @@ def queue(name: str = "default") -> Queue:
 
 
 # -- enqueueing ----------------------------------------------------------------------
-def _job_id(tenant_id: str, name: str, idempotency_key: str | None) -> str:
-    if not idempotency_key:
-        return new_id("job")
-    digest = hashlib.sha256(f"{tenant_id}\x00{name}\x00{idempotency_key}".encode()).hexdigest()
-    return f"job_k{digest[:34]}"
-
-
 def enqueue(
     ctx: Context,
     name: str,
@@ -160,7 +152,7 @@ def enqueue(
     queue_name = priority or definition.queue
     if queue_name not in QUEUES:
         raise ValueError(f"priority must be one of {QUEUES}")
-    job_id = _job_id(ctx.tenant.id, name, idempotency_key)
+    job_id = id_for("job", ctx.tenant.id, name, idempotency_key)
     if idempotency_key and ctx.db.get(JobRun, job_id) is not None:
         return job_id
     when = run_at or (clock.now() + parse_duration(delay) if delay else None)

@@ -23,6 +23,7 @@ from bunbase import jobs
 from bunbase.clock import clock, parse_duration
 from bunbase.db import db, write_intent
 from bunbase.errors import BadRequest, NotFound
+from bunbase.ids import id_for
 from bunbase.runtime_models import JobRun, Schedule
 from bunbase.tenancy import current_tenant_id, unscoped
 from bunbase.triggers import CronTrigger
@@ -178,7 +179,7 @@ def trigger_now(ctx: Context, row: Schedule) -> str:
 # -- firing ------------------------------------------------------------------------------
 def _fire(session: DBSession, row: Schedule, due: datetime, *, manual: bool = False) -> str:
     tag = "manual:" + clock.now().isoformat() if manual else due.isoformat()
-    job_id = jobs._job_id(row.tenant_id, row.job, f"schedule:{row.id}:{tag}")
+    job_id = id_for("job", row.tenant_id, row.job, f"schedule:{row.id}:{tag}")
     if session.get(JobRun, job_id) is None:
         session.add(
             jobs.job_row(

@@ -22,7 +22,6 @@ that fails for good ends the run "failed" (the earlier compensations are left un
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -40,7 +39,7 @@ from bunbase import events, jobs
 from bunbase.clock import clock, parse_duration
 from bunbase.db import DBSession, db, write_intent
 from bunbase.errors import Conflict, NotFound, ValidationFailed
-from bunbase.ids import new_id
+from bunbase.ids import id_for, new_id
 from bunbase.runtime_models import EventRecord, WorkflowRun, WorkflowStep
 from bunbase.tenancy import current_tenant_id, tenant_scope, unscoped
 
@@ -169,13 +168,6 @@ def registered() -> dict[str, WorkflowDef]:
 
 
 # -- starting ----------------------------------------------------------------------------
-def _run_id(tenant_id: str, name: str, idempotency_key: str | None) -> str:
-    if not idempotency_key:
-        return new_id("wfr")
-    digest = hashlib.sha256(f"{tenant_id}\x00{name}\x00{idempotency_key}".encode()).hexdigest()
-    return f"wfr_k{digest[:34]}"
-
-
 def start(
     ctx: Context, name: str, input: dict[str, Any] | BaseModel, *, idempotency_key: str | None = None
 ) -> WorkflowRun:
@@ -187,7 +179,7 @@ def start(
         data = definition.input.model_validate(data).model_dump(mode="json", by_alias=True)
     except PydanticValidationError as exc:
         raise ValidationFailed.from_pydantic(exc) from None
-    run_id = _run_id(ctx.tenant.id, name, idempotency_key)
+    run_id = id_for("wfr", ctx.tenant.id, name, idempotency_key)
     if idempotency_key:
         existing = ctx.db.get(WorkflowRun, run_id)
         if existing is not None:
@@ -507,9 +499,8 @@ COMPENSATE_RETRIES = 5
 @jobs.job("bunbase.workflow.compensate", queue="default", retries=COMPENSATE_RETRIES, timeout=STEP_TIMEOUT)
 def compensate(payload: dict[str, Any], ctx: Context) -> dict[str, Any]:
     """Run the next compensation (latest completed step first); one per job."""
-    # the run's row lock, held for the step: an operator's pause / cancel / replay waits for
-    # the step to end and then decides on the state it left (a redelivered step job waits
-    # too, then sees the step done and skips)
+    # the run's row lock, held for the compensation: an operator's pause / cancel waits for
+    # it to end and then decides on the state it left
     run = ctx.db.get(WorkflowRun, payload["run_id"], with_for_update=True, populate_existing=True)
     if run is None or run.state != "compensating":
         return {"skipped": True}
