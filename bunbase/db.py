@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -14,7 +13,6 @@ from typing import Any
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import JSON, DateTime, MetaData, event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session, scoped_session
 from sqlalchemy.orm import registry as sa_registry
 
@@ -89,12 +87,7 @@ def configure_engine(engine: Engine) -> None:
                 os.close(fd)  # closing releases the lock if it was taken
                 raise
         try:
-            # straight to the driver: BEGIN opens every transaction, and SQLAlchemy's
-            # statement machinery would cost more than the statement itself
-            conn.connection.driver_connection.execute(mode)
-        except sqlite3.Error as exc:
-            _release(conn)
-            raise DBAPIError.instance(mode, None, exc, sqlite3.Error) from exc
+            conn.exec_driver_sql(mode)
         except BaseException:
             _release(conn)
             raise
