@@ -16,6 +16,7 @@ import structlog
 from sqlalchemy import Table, bindparam, insert, update
 from sqlalchemy.engine import Engine
 
+from bunbase.db import write_intent
 from bunbase.models import ActionLog, ActionRun, AuthSession
 
 log = structlog.get_logger("bunbase.buffer")
@@ -86,7 +87,7 @@ class WriteBuffer:
             if not (runs or logs or touches or rows or row_touches):
                 return 0
             try:
-                with self.engine.begin() as conn:
+                with write_intent(), self.engine.begin() as conn:
                     if runs:
                         conn.execute(insert(ActionRun.__table__), runs)
                     if logs:

@@ -9,10 +9,12 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from bunbase.clock import Clock, clock
-from bunbase.db import DBSession, insert_now
+from bunbase.db import DBSession, append_row
 from bunbase.ids import new_id
 from bunbase.models import AuditEntry, OutboxItem
 from bunbase.outbox import Effect, dispatcher_for
+
+_AUDIT = AuditEntry.__table__
 
 if TYPE_CHECKING:
     from bunbase.actions import Action
@@ -99,7 +101,7 @@ class AuditRecorder:
 
     def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
-        self.entries: list[AuditEntry] = []
+        self.entries: list[dict[str, Any]] = []
 
     def record(
         self,
@@ -110,27 +112,29 @@ class AuditRecorder:
         org_id: str | None = None,
         diff: dict[str, Any] | None = None,
         decision: str | None = None,
-    ) -> AuditEntry:
+    ) -> dict[str, Any]:
+        """The entry (its `id` among the columns). It is written with the transaction's
+        other new rows, lives and dies with it, and is sealed into the chain later."""
         ctx = self._ctx
-        entry = AuditEntry(
-            id=new_id("aud"),
-            tenant_id=ctx.tenant.id,
-            actor_type=ctx.actor.kind,
-            actor_id=ctx.actor.id,
-            action=action or (ctx.action.name if ctx.action else "unknown"),
-            target_type=target_type,
-            target_id=target_id,
-            org_id=org_id or ctx.org_id,
-            diff=diff,
-            ip=ctx.request.ip,
-            trace_id=ctx.trace_id,
-            run_id=ctx.run_id,
-            decision=decision or ctx.decision,
-            created_at=ctx.clock.now(),
-        )
-        # written at once with one Core INSERT (not left to the unit of work): the entry is
-        # append-only and never changed in the transaction, so the ORM has nothing to track
-        insert_now(ctx.db, AuditEntry, entry)
+        entry = {
+            "id": new_id("aud"),
+            "tenant_id": ctx.tenant.id,
+            "actor_type": ctx.actor.kind,
+            "actor_id": ctx.actor.id,
+            "action": action or (ctx.action.name if ctx.action else "unknown"),
+            "target_type": target_type,
+            "target_id": target_id,
+            "org_id": org_id or ctx.org_id,
+            "diff": diff,
+            "ip": ctx.request.ip,
+            "trace_id": ctx.trace_id,
+            "run_id": ctx.run_id,
+            "decision": decision or ctx.decision,
+            "created_at": ctx.clock.now(),
+        }
+        # an append-only row, never changed in the transaction: queued and written with
+        # one INSERT (not left to the unit of work, which would track it for nothing)
+        append_row(ctx.db, _AUDIT, entry)
         self.entries.append(entry)
         return entry
 

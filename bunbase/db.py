@@ -7,13 +7,14 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import JSON, DateTime, MetaData, event
-from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Session, scoped_session
+from sqlalchemy import JSON, DateTime, MetaData, Table, event, inspect
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import DeclarativeBase, Mapper, Session, make_transient_to_detached, scoped_session
 from sqlalchemy.orm import registry as sa_registry
 
 from bunbase import tenancy
@@ -43,6 +44,8 @@ tenancy.install(Session)
 # SQLite: a mutating action takes the write lock up front (BEGIN IMMEDIATE) so two writers
 # queue on busy_timeout instead of failing with SQLITE_BUSY when a read upgrades to a write.
 _sqlite_begin: ContextVar[str] = ContextVar("bunbase_sqlite_begin", default="BEGIN")
+#: the transaction mode of `reads_then_write()`: no BEGIN; see there
+_LAZY = ""
 
 
 @contextmanager
@@ -52,6 +55,37 @@ def write_intent() -> Iterator[None]:
         yield
     finally:
         _sqlite_begin.reset(token)
+
+
+@contextmanager
+def reads_then_write() -> Iterator[None]:
+    """For a call that reads (authentication, guards) and then writes (the action): on
+    SQLite the transaction begun in this block runs its reads without a BEGIN, each read
+    on the latest committed data, so no snapshot has to be given up before the write;
+    `begin_write` then makes it a write transaction on the same connection. A write
+    statement before that begins it IMMEDIATE first (with the write lock), so nothing is
+    ever written outside a transaction. No effect on Postgres."""
+    token = _sqlite_begin.set(_LAZY)
+    try:
+        yield
+    finally:
+        _sqlite_begin.reset(token)
+
+
+def begin_write(session: DBSession) -> None:
+    """Make the session's transaction a write transaction from its next statement on
+    (SQLite, after the reads of `reads_then_write`: the write lock and BEGIN IMMEDIATE on
+    the same connection, taken when the next statement of any kind runs, so work that
+    only builds rows in Python, the commit's INSERTs aside, is done before the lock is).
+    A deferred read transaction is ended first and the lock taken now (its snapshot may
+    be older than the lock). A no-op where the transaction already writes, and on
+    Postgres."""
+    conn = session.connection()
+    arm = conn.info.get("bunbase_arm")
+    if arm is not None and not arm(conn):
+        session.rollback()
+        with write_intent():
+            session.connection()
 
 
 def configure_engine(engine: Engine) -> None:
@@ -73,52 +107,283 @@ def configure_engine(engine: Engine) -> None:
     # threads and processes alike. Readers never take it (WAL lets them run alongside).
     database = engine.url.database or ""
     lock_path = f"{database}.writelock" if database and database != ":memory:" else None
+    held: dict[int, int] = {}  # id(DBAPI connection) -> fd of the write lock it holds
+    lazy: set[int] = set()  # connections in a `reads_then_write` transaction, not yet writing
+    armed: set[int] = set()  # lazy connections whose next statement begins the write
+
+    def _raw(conn: Any) -> Any:
+        # the dialect gets the pool's proxy, events the DBAPI connection or a Connection
+        if isinstance(conn, Connection):
+            conn = conn.connection
+        return getattr(conn, "dbapi_connection", conn)
+
+    def _lock(raw: Any) -> None:
+        if not lock_path:
+            return
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:  # an exception while waiting (a job's timeout alarm) must not leak the fd
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            held[id(raw)] = fd
+        except BaseException:
+            os.close(fd)  # closing releases the lock if it was taken
+            raise
+
+    def _release(conn: Any) -> None:
+        raw = _raw(conn)
+        lazy.discard(id(raw))
+        armed.discard(id(raw))
+        fd = held.pop(id(raw), None)
+        if fd is not None:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def _begin_immediate(raw: Any) -> None:
+        """Turn a connection's transaction into a write transaction, now."""
+        _lock(raw)
+        try:
+            raw.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            _release(raw)
+            raise
+        lazy.discard(id(raw))
+        armed.discard(id(raw))
+
+    def _arm(conn: Any) -> bool:
+        """Have `conn`'s next statement begin the write (see `begin_write`); False if a
+        deferred read transaction stands in the way."""
+        raw = _raw(conn)
+        if id(raw) in held:
+            return True
+        if raw.in_transaction:
+            return False
+        lazy.add(id(raw))
+        armed.add(id(raw))
+        return True
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         mode = _sqlite_begin.get()
-        if mode == "BEGIN IMMEDIATE" and lock_path:
-            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-            try:  # an exception while waiting (a job's timeout alarm) must not leak the fd
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                conn.info["bunbase_write_lock"] = fd
-            except BaseException:
-                conn.info.pop("bunbase_write_lock", None)
-                os.close(fd)  # closing releases the lock if it was taken
-                raise
+        raw = _raw(conn)
+        conn.info["bunbase_arm"] = _arm
+        if mode == _LAZY:
+            lazy.add(id(raw))
+            return
+        if mode == "BEGIN IMMEDIATE":
+            _lock(raw)
         try:
             conn.exec_driver_sql(mode)
         except BaseException:
-            _release(conn)
+            _release(raw)
             raise
 
-    def _release(conn: Any) -> None:
-        fd = conn.info.pop("bunbase_write_lock", None)
-        if fd is not None:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+    @event.listens_for(engine, "before_cursor_execute")
+    def _before_execute(
+        conn: Any, _cursor: Any, statement: str, _params: Any, context: Any, _many: bool
+    ) -> None:
+        if not lazy:
+            return
+        key = id(_raw(conn))
+        if key in armed or (key in lazy and not _reads_only(statement, context)):
+            _begin_immediate(_raw(conn))  # the first write (or armed statement) of a lazy transaction
 
-    event.listen(engine, "commit", _release)
-    event.listen(engine, "rollback", _release)
+    # The lock is let go only once COMMIT/ROLLBACK has run: SQLAlchemy's "commit" and
+    # "rollback" events fire before the statement, and a writer let in then would find
+    # SQLite's own lock still held and fall back to the busy handler's sleeps.
+    dialect = engine.dialect
+    do_commit, do_rollback = dialect.do_commit, dialect.do_rollback
+
+    def _commit(dbapi_conn: Any) -> None:
+        try:
+            do_commit(dbapi_conn)
+        finally:
+            _release(dbapi_conn)
+
+    def _rollback(dbapi_conn: Any) -> None:
+        try:
+            do_rollback(dbapi_conn)
+        finally:
+            _release(dbapi_conn)
+
+    dialect.do_commit = _commit  # type: ignore[method-assign,assignment]
+    dialect.do_rollback = _rollback  # type: ignore[method-assign,assignment]
 
     @event.listens_for(engine, "checkin")
-    def _on_checkin(_dbapi_conn: Any, record: Any) -> None:
-        fd = record.info.pop("bunbase_write_lock", None)
-        if fd is not None:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+    def _on_checkin(dbapi_conn: Any, _record: Any) -> None:
+        _release(dbapi_conn)
 
 
-def insert_now(session: DBSession, model: type[Any], obj: Any) -> None:
-    """INSERT a new append-only row at once with Core, bypassing the unit of work.
+_READS = ("SELECT", "PRAGMA", "EXPLAIN", "VALUES")
 
-    For rows the transaction only ever adds (audit entries, events): the ORM would spend
-    more on tracking them than the INSERT costs. `obj` stays transient; columns it leaves
-    None get their defaults. The row lives and dies with the session's transaction.
+
+def _reads_only(statement: str, context: Any) -> bool:
+    if context is not None and (context.isinsert or context.isupdate or context.isdelete):
+        return False
+    return statement.lstrip()[:8].upper().startswith(_READS)
+
+
+_APPENDS = "bunbase_appends"
+
+
+def append_row(session: DBSession, table: Table, row: dict[str, Any]) -> None:
+    """Queue an append-only row (an audit entry, an event) in the session's transaction.
+
+    Queued rows are written together, one INSERT per table: with the transaction's new
+    rows (`insert_new`), before the session's next ORM statement (so a query in the same
+    transaction sees them), and before any commit; a rollback drops them, as it would
+    have dropped them written. For tables no foreign key points to or from; columns the
+    row leaves out get their defaults.
     """
-    table = model.__table__
-    values = {c.key: v for c in table.columns if (v := getattr(obj, c.key, None)) is not None}
-    session.connection().execute(table.insert(), values)
+    session.info.setdefault(_APPENDS, []).append((table, row))
+
+
+def write_appends(session: DBSession) -> int:
+    """Write the queued rows now (see `append_row`); returns how many."""
+    rows: list[tuple[Table, dict[str, Any]]] | None = session.info.pop(_APPENDS, None)
+    if not rows:
+        return 0
+    _insert_rows(session.connection(), rows)
+    return len(rows)
+
+
+_inserts: dict[Table, Any] = {}
+
+
+def _insert_rows(conn: Connection, rows: list[tuple[Table, dict[str, Any]]]) -> None:
+    """INSERT the rows in order, one executemany per run of rows with the same table and
+    keys; the INSERT statements are built once per table."""
+    batch: list[dict[str, Any]] = []
+    current: tuple[Table, Any] | None = None
+    for table, row in rows:
+        shape = (table, row.keys())
+        if batch and current is not None and (shape[0] is not current[0] or shape[1] != current[1]):
+            conn.execute(_insert_for(current[0]), batch)
+            batch = []
+        current = shape
+        batch.append(row)
+    if current is not None:
+        conn.execute(_insert_for(current[0]), batch)
+
+
+def _insert_for(table: Table) -> Any:
+    stmt = _inserts.get(table)
+    if stmt is None:
+        stmt = _inserts[table] = table.insert()
+    return stmt
+
+
+@event.listens_for(Session, "before_commit")
+def _appends_before_commit(session: Session) -> None:
+    write_appends(session)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _appends_before_statement(state: Any) -> None:
+    if state.session.info.get(_APPENDS):
+        write_appends(state.session)
+
+
+@event.listens_for(Session, "after_transaction_create")
+def _appends_before_savepoint(session: Session, transaction: Any) -> None:
+    if transaction.nested and session.info.get(_APPENDS):
+        write_appends(session)  # what a savepoint's rollback drops is only what came after it
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _appends_dropped(session: Session, previous_transaction: Any) -> None:
+    session.info.pop(_APPENDS, None)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _appends_end(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:
+        session.info.pop(_APPENDS, None)
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """How a plain mapper's object becomes an INSERT row."""
+
+    table: Any
+    columns: tuple[tuple[str, str], ...]  # (attribute key, column key)
+    primary_key: tuple[str, ...]  # attribute keys
+
+
+_shapes: dict[Mapper[Any], _Shape | None] = {}
+
+
+def _shape(mapper: Mapper[Any]) -> _Shape | None:
+    """A mapper whose new rows the unit of work would write with a plain INSERT (one table,
+    no relationships, no version counter, no insert events), or None."""
+    if mapper in _shapes:
+        return _shapes[mapper]
+    table = mapper.local_table
+    plain = (
+        mapper.inherits is None
+        and not mapper.relationships
+        and mapper.version_id_col is None
+        and mapper.polymorphic_on is None
+        and not mapper.dispatch.before_insert
+        and not mapper.dispatch.after_insert
+        and all(len(p.columns) == 1 and p.columns[0].table is table for p in mapper.column_attrs)
+    )
+    shape = None
+    if plain:
+        shape = _Shape(
+            table,
+            tuple((p.key, p.columns[0].key) for p in mapper.column_attrs),
+            tuple(mapper.get_property_by_column(c).key for c in mapper.primary_key),
+        )
+    _shapes[mapper] = shape
+    return shape
+
+
+def insert_new(session: DBSession) -> int:
+    """Write the rows a transaction only created, one Core INSERT per table, instead of
+    letting the unit of work flush them (for a handful of new rows it costs several times
+    the INSERTs). Done only when every pending object is a plain row with its primary key
+    set and nothing is changed or deleted, so the result is what the flush would have
+    written, in the same order (tables by foreign key, rows as added); otherwise the
+    flush does it all. The objects then are persistent, as after a flush. Returns how
+    many rows it wrote."""
+    new = session.new
+    if not new or session.dirty or session.deleted:
+        write_appends(session)
+        return 0
+    todo: list[tuple[Any, _Shape]] = []
+    for obj in new:
+        state = inspect(obj)
+        shape = _shape(state.mapper)
+        if shape is None or any(state.dict.get(k) is None for k in shape.primary_key):
+            write_appends(session)
+            return 0
+        todo.append((state, shape))
+    tenancy.check_new(new)
+    order = _table_order()
+    todo.sort(key=lambda t: (order.get(t[1].table, -1), t[0].insert_order))
+    rows = []
+    for state, shape in todo:
+        values = state.dict
+        row = {col: v for attr, col in shape.columns if (v := values.get(attr)) is not None}
+        rows.append((shape.table, row))
+    rows.extend(session.info.pop(_APPENDS, None) or ())
+    _insert_rows(session.connection(), rows)
+    for state, _ in todo:
+        obj = state.obj()
+        session.expunge(obj)
+        make_transient_to_detached(obj)
+        session.add(obj)
+    return len(todo)
+
+
+_order: dict[Any, int] = {}
+
+
+def _table_order() -> dict[Any, int]:
+    """Tables by foreign-key dependency (parents first), as the unit of work orders them."""
+    if len(_order) != len(Base.metadata.tables):
+        _order.clear()
+        _order.update({t: i for i, t in enumerate(Base.metadata.sorted_tables)})
+    return _order
 
 
 def is_unique_violation(exc: Exception) -> bool:

@@ -13,7 +13,8 @@ listeners registered here, in the emitter's transaction.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -25,7 +26,7 @@ from sqlalchemy import select
 
 from bunbase import jobs, redis_conn
 from bunbase.clock import clock
-from bunbase.db import db, insert_now, write_intent
+from bunbase.db import append_row, db, write_intent
 from bunbase.errors import ValidationFailed
 from bunbase.ids import new_id, new_trace_id
 from bunbase.outbox import Effect, dispatch, register_dispatcher
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger("bunbase.events")
 
 _types: dict[str, type[BaseModel]] = {}
-Listener = Callable[["Context", EventRecord], None]
+Listener = Callable[["Context", "Emitted"], None]
 _listeners: list[Listener] = []
 #: the queue fan-out jobs go to, and how long one may take
 FANOUT_QUEUE = "default"
@@ -84,27 +85,53 @@ def subscribers(name: str) -> list[Action]:
     return table.get(name, [])
 
 
-def emit(ctx: Context, name: str, payload: dict[str, Any] | BaseModel) -> EventRecord:
-    data = payload.model_dump(mode="json", by_alias=True) if isinstance(payload, BaseModel) else dict(payload)
+@dataclass(frozen=True)
+class Emitted:
+    """An event as emitted; its row is written with the emitter's transaction."""
+
+    id: str
+    name: str
+    payload: dict[str, Any]
+    trace_id: str | None
+    source_run_id: str | None
+    created_at: datetime
+
+
+_EVENTS = EventRecord.__table__
+
+
+def emit(ctx: Context, name: str, payload: dict[str, Any] | BaseModel) -> Emitted:
     model = _types.get(name)
-    if model is not None:
-        try:
-            data = model.model_validate(data).model_dump(mode="json", by_alias=True)
-        except PydanticValidationError as exc:
-            raise ValidationFailed.from_pydantic(exc) from None
+    if model is not None and type(payload) is model:
+        data = payload.model_dump(mode="json", by_alias=True)  # validated when it was built
+    else:
+        if isinstance(payload, BaseModel):
+            data = payload.model_dump(mode="json", by_alias=True)
+        else:
+            data = dict(payload)
+        if model is not None:
+            try:
+                data = model.model_validate(data).model_dump(mode="json", by_alias=True)
+            except PydanticValidationError as exc:
+                raise ValidationFailed.from_pydantic(exc) from None
     now = clock.now()
     owed = bool(subscribers(name))
-    event = EventRecord(
-        id=new_id("evt"),  # ids made here, not at flush: no round trip until commit
-        tenant_id=ctx.tenant.id,
-        name=name,
-        payload=data,
-        trace_id=ctx.trace_id,
-        source_run_id=ctx.run_id,
-        created_at=now,
-        dispatched_at=None if owed else now,  # nobody subscribes: nothing to fan out
+    event = Emitted(new_id("evt"), name, data, ctx.trace_id, ctx.run_id, now)
+    # an append-only row: queued and written with one INSERT with the transaction's new rows
+    append_row(
+        ctx.db,
+        _EVENTS,
+        {
+            "id": event.id,
+            "tenant_id": ctx.tenant.id,
+            "name": name,
+            "payload": data,
+            "trace_id": event.trace_id,
+            "source_run_id": event.source_run_id,
+            "created_at": now,
+            "dispatched_at": None if owed else now,  # nobody subscribes: nothing to fan out
+        },
     )
-    insert_now(ctx.db, EventRecord, event)  # append-only: one Core INSERT, no unit of work
     if owed:
         # no outbox row: the undispatched event row is the durable record (relay_undispatched)
         ctx.outbox.after_commit("event", {"event_id": event.id})
@@ -147,7 +174,9 @@ def _dispatch_events(effects: list[Effect]) -> None:
     _push_fanout([e.payload["event_id"] for e in effects])
 
 
-register_dispatcher("event", _dispatch_event, batch=_dispatch_events)
+#: under load, one push per this long carries every request's new event ids (see Courier)
+FANOUT_LINGER = 0.025
+register_dispatcher("event", _dispatch_event, batch=_dispatch_events, linger=FANOUT_LINGER)
 
 
 def fanout_pending(batch: int = 500) -> int:

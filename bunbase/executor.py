@@ -24,7 +24,7 @@ from bunbase.actions import Action
 from bunbase.buffer import WriteBuffer
 from bunbase.clock import clock
 from bunbase.context import ANONYMOUS, Actor, Context, RequestInfo, TenantRef
-from bunbase.db import db, write_intent
+from bunbase.db import begin_write, db, insert_new, reads_then_write, write_intent
 from bunbase.errors import (
     BunbaseError,
     Internal,
@@ -82,28 +82,31 @@ class Executor:
         failure: BunbaseError | None = None
         data_out: Any = None
         session = db.session
+        # SQLite: a mutating call reads (auth, guards) with no transaction open, then takes
+        # the write lock on the same connection for the part that writes (claim, handler,
+        # commit); a read-only call runs in one deferred read transaction
+        lazy = action.mutating and self.sqlite
         try:
-            tenant, actor = call.resolve()
-            set_tenant(tenant.id)
-            ctx = Context(
-                tenant=tenant,
-                actor=actor,
-                trace_id=call.trace_id,
-                run_id=run_id,
-                db=session,
-                trigger=call.trigger,
-                action=action,
-                request=call.request,
-                org_id=call.org_id,
-                raw_input=dict(raw_input),
-            )
-            passed = self._guards(action, ctx)
-            ctx.decision = "allowed: " + (", ".join(passed) or "no guards")
-            data_in = self._validate(action.input, raw_input)
-            if action.mutating and self.sqlite:
-                # end the read transaction: on SQLite the write lock is taken only for the
-                # part that writes (claim, handler, commit), not for auth and guards
-                session.rollback()
+            with reads_then_write() if lazy else nullcontext():
+                tenant, actor = call.resolve()
+                set_tenant(tenant.id)
+                ctx = Context(
+                    tenant=tenant,
+                    actor=actor,
+                    trace_id=call.trace_id,
+                    run_id=run_id,
+                    db=session,
+                    trigger=call.trigger,
+                    action=action,
+                    request=call.request,
+                    org_id=call.org_id,
+                    raw_input=dict(raw_input),
+                )
+                passed = self._guards(action, ctx)
+                ctx.decision = "allowed: " + (", ".join(passed) or "no guards")
+                data_in = self._validate(action.input, raw_input)
+            if lazy:
+                begin_write(session)
             with write_intent() if action.mutating else nullcontext():
                 if call.idempotency_key and action.mutating:
                     got = idempotency.claim(
@@ -128,6 +131,7 @@ class Executor:
                 if claim is not None:
                     stored = idempotency.seal(body, action.redact, str(current_app.config["SECRET_KEY"]))
                     idempotency.complete(claim, 200, stored)
+                insert_new(session)  # new rows without the unit of work, where it can
                 session.commit()
             courier.send(ctx.outbox.items)  # jobs and events: pushed in the background
             return Outcome(200, body, run_id, data=data_out)

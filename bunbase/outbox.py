@@ -50,11 +50,17 @@ Dispatcher = Callable[[Effect], None]
 BatchDispatcher = Callable[[list[Effect]], None]
 _dispatchers: dict[str, Dispatcher] = {}
 _batch_dispatchers: dict[str, BatchDispatcher] = {}
+_lingers: dict[str, float] = {}
 
 
-def register_dispatcher(kind: str, fn: Dispatcher, *, batch: BatchDispatcher | None = None) -> None:
-    """`fn` sends one effect; `batch`, if given, sends several at once (one round trip)."""
+def register_dispatcher(
+    kind: str, fn: Dispatcher, *, batch: BatchDispatcher | None = None, linger: float = 0.0
+) -> None:
+    """`fn` sends one effect; `batch`, if given, sends several at once (one round trip).
+    `linger` (seconds): the courier sends this kind's row-less effects at most that often,
+    gathering what arrives meanwhile into one batch."""
     _dispatchers[kind] = fn
+    _lingers[kind] = linger
     if batch is not None:
         _batch_dispatchers[kind] = batch
 
@@ -127,8 +133,12 @@ class Courier:
     """Sends effects that need no outbox row from a background thread, in batches.
 
     Whatever arrives while a batch is out goes in the next one, so under load one Redis
-    round trip carries many requests' pushes. A push that never happens (the process died)
-    is not lost: the effect's own row is re-sent by its relay.
+    round trip carries many requests' pushes. A kind registered with a `linger` (events)
+    is sent at most once per linger: the first push after a quiet spell goes at once, and
+    under load the pushes of many requests ride in one round trip instead of each request
+    waking the thread (a job's push never lingers: its worker is waiting for it).
+    A push that never happens (the process died) is not lost: the effect's own row is
+    re-sent by its relay.
     """
 
     def __init__(self) -> None:
@@ -140,6 +150,9 @@ class Courier:
         by, its parent's thread)."""
         self._items: list[Effect] = []
         self._busy = False
+        self._idle = False  # the thread waits for items (and wants a notify)
+        self._hurry = False  # settle() asked for the lingering items now
+        self._last_push = 0.0
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._pid: int | None = None
@@ -155,17 +168,23 @@ class Courier:
         self._ensure_thread()
         with self._cond:
             self._items.extend(rest)
-            self._cond.notify_all()
+            if self._idle or any(_lingers.get(i.kind, 0.0) <= 0 for i in rest):
+                self._cond.notify_all()  # a lingering or busy thread takes them on its own
 
     def settle(self, timeout: float = 10.0) -> bool:
         """Wait until everything handed over so far went out; False on timeout."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while self._items or self._busy:
-                left = deadline - time.monotonic()
-                if left <= 0 or self._thread is None or not self._thread.is_alive():
-                    return False
-                self._cond.wait(left)
+            self._hurry = True
+            self._cond.notify_all()
+            try:
+                while self._items or self._busy:
+                    left = deadline - time.monotonic()
+                    if left <= 0 or self._thread is None or not self._thread.is_alive():
+                        return False
+                    self._cond.wait(left)
+            finally:
+                self._hurry = False
         return True
 
     def _running(self) -> bool:
@@ -183,19 +202,32 @@ class Courier:
             self._thread.start()
             atexit.register(self.settle, 5.0)
 
+    def _take(self) -> list[Effect]:
+        """Under the lock: wait for items, and for their linger to pass, then take them all."""
+        while True:
+            while not self._items:
+                self._idle = True
+                self._cond.wait()
+                self._idle = False
+            linger = min(_lingers.get(i.kind, 0.0) for i in self._items)
+            left = self._last_push + linger - time.monotonic()
+            if left <= 0 or self._hurry:
+                batch, self._items = self._items, []
+                self._busy = True
+                return batch
+            self._cond.wait(left)
+
     def _loop(self) -> None:
         while True:
             with self._cond:
-                while not self._items:
-                    self._cond.wait()
-                batch, self._items = self._items, []
-                self._busy = True
+                batch = self._take()
             try:
                 dispatch(batch)  # failures are logged there; the rows' relays send them later
             except Exception:
                 log.exception("courier batch failed", count=len(batch))
             finally:
                 with self._cond:
+                    self._last_push = time.monotonic()
                     self._busy = False
                     self._cond.notify_all()
 

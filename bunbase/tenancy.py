@@ -9,7 +9,7 @@ Studio operator's cross-tenant views, the buffered writer and migrations).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
@@ -80,6 +80,20 @@ def _touches_scoped(state: Any) -> bool:
     return any(issubclass(mapper.class_, TenantScoped) for mapper in state.all_mappers)
 
 
+def check_new(objects: Iterable[Any]) -> None:
+    """New tenant-owned rows get the current tenant; one of another tenant is refused."""
+    tenant_id = _current_tenant.get()
+    for obj in objects:
+        if not isinstance(obj, TenantScoped):
+            continue
+        if obj.tenant_id is None:
+            if tenant_id is None:
+                raise TenantRequired(f"new {type(obj).__name__} has no tenant")
+            obj.tenant_id = tenant_id
+        elif tenant_id is not None and obj.tenant_id != tenant_id and not _unscoped.get():
+            raise TenantRequired(f"new {type(obj).__name__} belongs to another tenant")
+
+
 def install(session_cls: Any) -> None:
     """Attach the scoping listeners to a Session class (done once at import)."""
 
@@ -98,16 +112,8 @@ def install(session_cls: Any) -> None:
 
     @event.listens_for(session_cls, "before_flush")
     def _stamp_tenant(session: Session, _ctx: Any, _instances: Any) -> None:
+        check_new(session.new)
         tenant_id = _current_tenant.get()
-        for obj in session.new:
-            if not isinstance(obj, TenantScoped):
-                continue
-            if obj.tenant_id is None:
-                if tenant_id is None:
-                    raise TenantRequired(f"new {type(obj).__name__} has no tenant")
-                obj.tenant_id = tenant_id
-            elif tenant_id is not None and obj.tenant_id != tenant_id and not _unscoped.get():
-                raise TenantRequired(f"new {type(obj).__name__} belongs to another tenant")
         if tenant_id is None or _unscoped.get():
             return
         for obj in session.dirty:

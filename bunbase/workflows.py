@@ -625,7 +625,7 @@ def _matches(w: Wait, payload: dict[str, Any], run_input: dict[str, Any]) -> boo
 
 
 @events.listen
-def _resume_on_event(ctx: Context, event: EventRecord) -> None:
+def _resume_on_event(ctx: Context, event: events.Emitted) -> None:
     """In the emitter's transaction: resume runs waiting for this event."""
     if not any(
         isinstance(s, Wait) and s.kind == "event" and s.event == event.name
