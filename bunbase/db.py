@@ -284,8 +284,14 @@ def _appends_before_statement(state: Any) -> None:
 
 @event.listens_for(Session, "after_transaction_create")
 def _appends_before_savepoint(session: Session, transaction: Any) -> None:
-    if transaction.nested and session.info.get(_APPENDS):
-        write_appends(session)  # what a savepoint's rollback drops is only what came after it
+    rows = session.info.get(_APPENDS) if transaction.nested else None
+    if rows:
+        # written in the outer transaction, before the SAVEPOINT (which is emitted when the
+        # nested transaction first needs its connection): a rollback to the savepoint
+        # drops only what was appended after it
+        conn = transaction.parent._connection_for_bind(session.get_bind(), None)
+        del session.info[_APPENDS]
+        _insert_rows(conn, rows)
 
 
 @event.listens_for(Session, "after_soft_rollback")

@@ -1,0 +1,175 @@
+"""The write path under the executor: rows queued with `append_row` and new plain rows
+written together at commit (`insert_new`), and, on SQLite, when the write lock is taken
+and given back."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from sqlalchemy import event, func, insert, inspect, select
+
+from bunbase.clock import clock
+from bunbase.db import append_row, begin_write, db, insert_new, reads_then_write
+from bunbase.ids import new_id
+from bunbase.models import AuditEntry
+from bunbase.runtime_models import EventRecord
+from bunbase.tenancy import tenant_scope
+from modules.support.models import Ticket
+from tests.helpers import assert_success, count, rows
+
+AUDIT = AuditEntry.__table__
+
+
+def audit_row(tenant_id: str, action: str) -> dict[str, Any]:
+    return {"id": new_id("aud"), "tenant_id": tenant_id, "actor_type": "system", "action": action,
+            "created_at": clock.now()}
+
+
+def ticket(tenant_id: str, subject: str) -> Ticket:
+    return Ticket(id=new_id("tkt"), tenant_id=tenant_id, org_id="org_x", subject=subject,
+                  body="a body of ten", priority="low", status="open", created_at=clock.now())
+
+
+def audit_actions(tenant_id: str) -> list[str]:
+    return list(db.session.scalars(select(AuditEntry.action).where(AuditEntry.tenant_id == tenant_id)))
+
+
+def test_a_created_ticket_its_audit_entry_and_event_commit_together(app, client, tenant_a):
+    body = assert_success(client.post("/v1/support/tickets", json=tenant_a.ticket(),
+                                      headers=tenant_a.headers()))
+    ticket_id = body["data"]["ticketId"]
+    (row,) = rows(app, Ticket, Ticket.id == ticket_id)
+    assert (row.tenant_id, row.status) == (tenant_a.id, "open")
+    (entry,) = rows(app, AuditEntry, AuditEntry.target_id == ticket_id)
+    assert (entry.action, entry.run_id, entry.trace_id) == (
+        "support.ticket.create", body["run_id"], body["trace_id"])
+    (evt,) = rows(app, EventRecord, EventRecord.source_run_id == body["run_id"])
+    assert evt.payload["ticketId"] == ticket_id and evt.tenant_id == tenant_a.id
+
+
+def test_appended_rows_are_seen_by_a_query_in_the_transaction_and_dropped_on_rollback(app, tenant_a):
+    with app.app_context(), tenant_scope(tenant_a.id):
+        append_row(db.session, AUDIT, audit_row(tenant_a.id, "test.appended"))
+        assert audit_actions(tenant_a.id).count("test.appended") == 1  # written before the query
+        db.session.rollback()
+        assert "test.appended" not in audit_actions(tenant_a.id)
+        append_row(db.session, AUDIT, audit_row(tenant_a.id, "test.dropped"))
+        db.session.rollback()  # never written: dropped with the transaction
+        db.session.commit()
+        db.session.remove()
+    assert count(app, AuditEntry, AuditEntry.action.in_(("test.appended", "test.dropped"))) == 0
+
+
+def test_a_savepoint_rollback_drops_only_the_rows_appended_after_it(app, tenant_a):
+    with app.app_context(), tenant_scope(tenant_a.id):
+        append_row(db.session, AUDIT, audit_row(tenant_a.id, "test.before"))
+        nested = db.session.begin_nested()
+        append_row(db.session, AUDIT, audit_row(tenant_a.id, "test.inside"))
+        nested.rollback()
+        db.session.commit()
+        db.session.remove()
+    assert count(app, AuditEntry, AuditEntry.action == "test.before") == 1
+    assert count(app, AuditEntry, AuditEntry.action == "test.inside") == 0
+
+
+def test_new_plain_rows_are_inserted_at_commit_and_end_up_persistent(app, tenant_a):
+    with app.app_context(), tenant_scope(tenant_a.id):
+        first, second = ticket(tenant_a.id, "first one"), ticket(None, "second one")  # type: ignore[arg-type]
+        db.session.add_all([first, second])
+        append_row(db.session, AUDIT, audit_row(tenant_a.id, "test.with-rows"))
+        assert insert_new(db.session) == 2
+        assert inspect(first).persistent and inspect(second).persistent
+        assert second.tenant_id == tenant_a.id  # stamped, as the flush would
+        db.session.commit()
+        assert first.subject == "first one"  # reloads after commit, like any persistent row
+        db.session.remove()
+    assert {t.subject for t in rows(app, Ticket)} == {"first one", "second one"}
+    assert count(app, AuditEntry, AuditEntry.action == "test.with-rows") == 1
+
+
+def test_with_a_changed_row_in_the_session_the_flush_writes_everything(app, tenant_a):
+    with app.app_context(), tenant_scope(tenant_a.id):
+        old = ticket(tenant_a.id, "old subject")
+        db.session.add(old)
+        db.session.commit()
+        old.subject = "new subject"
+        db.session.add(ticket(tenant_a.id, "brand new"))
+        assert insert_new(db.session) == 0  # an UPDATE is owed: left to the unit of work
+        db.session.commit()
+        db.session.remove()
+    assert {t.subject for t in rows(app, Ticket)} == {"new subject", "brand new"}
+
+
+# -- SQLite: the write lock ------------------------------------------------------------------
+@pytest.fixture
+def lock_path(app) -> str:
+    with app.app_context():
+        if db.engine.dialect.name != "sqlite":
+            pytest.skip("the write lock is SQLite's")
+        return f"{db.engine.url.database}.writelock"
+
+
+def lock_is_free(path: str) -> bool:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)  # also lets go of it if it was taken
+    return True
+
+
+@contextmanager
+def watching_commits(app: Any, path: str) -> Iterator[list[bool]]:
+    """Whether the lock was still held when SQLAlchemy's "commit" event fired (before COMMIT)."""
+    seen: list[bool] = []
+
+    def on_commit(_conn: Any) -> None:
+        seen.append(not lock_is_free(path))
+
+    with app.app_context():
+        event.listen(db.engine, "commit", on_commit)
+        try:
+            yield seen
+        finally:
+            event.remove(db.engine, "commit", on_commit)
+
+
+def test_the_write_lock_is_held_until_commit_has_run(app, client, tenant_a, lock_path):
+    with watching_commits(app, lock_path) as seen:
+        assert_success(client.post("/v1/support/tickets", json=tenant_a.ticket(),
+                                   headers=tenant_a.headers()))
+    assert seen and all(seen)  # the next writer is let in only once COMMIT is done
+    assert lock_is_free(lock_path)
+
+
+def test_a_mutating_call_reads_without_the_lock_and_takes_it_at_its_next_statement(app, tenant_a,
+                                                                                  lock_path):
+    with app.app_context(), tenant_scope(tenant_a.id):
+        with reads_then_write():
+            db.session.scalar(select(func.count()).select_from(Ticket))
+            assert lock_is_free(lock_path)  # reads (auth, guards) let other writers on
+        begin_write(db.session)
+        assert lock_is_free(lock_path)  # nothing ran yet: building rows costs no lock time
+        db.session.scalar(select(func.count()).select_from(Ticket))
+        assert not lock_is_free(lock_path)  # the first statement after it took the lock
+        db.session.rollback()
+        assert lock_is_free(lock_path)
+        db.session.remove()
+
+
+def test_a_write_during_the_reads_begins_a_transaction_first(app, tenant_a, lock_path):
+    with app.app_context(), tenant_scope(tenant_a.id):
+        with reads_then_write():
+            db.session.scalar(select(func.count()).select_from(Ticket))
+            db.session.execute(insert(AUDIT).values(audit_row(tenant_a.id, "test.early-write")))
+            assert not lock_is_free(lock_path)
+        db.session.rollback()  # nothing was written outside a transaction: it goes
+        db.session.remove()
+    assert count(app, AuditEntry, AuditEntry.action == "test.early-write") == 0
