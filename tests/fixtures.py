@@ -24,6 +24,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from bunbase import redis_conn, tenancy_cache
+from modules.rbac import grants_cache
 from bunbase.clock import clock
 from bunbase.config import Settings
 from bunbase.db import db, write_intent
@@ -177,6 +178,8 @@ def clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
     redis_conn.client().flushdb()
     clock.reset()
     tenancy_cache.invalidate()
+    with app.app_context():
+        grants_cache.changed()  # the wipe was raw SQL: no session saw the grants go
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from bunbase.clock import clock
 from bunbase.db import DBSession, db
 from bunbase.ids import new_id
 from bunbase.models import Tenant, User
+from modules.rbac import grants_cache
 from modules.rbac.models import (
     DecisionRecord,
     Membership,
@@ -308,19 +309,24 @@ _GRANTS = (
 def grants_in_org(
     session: DBSession, org_id: str, principal_id: str, principal_type: str
 ) -> MemberGrants | None:
-    """One query: the membership, its role and the role's permission grants."""
+    """One query: the membership, its role and the role's permission grants (on SQLite
+    kept per process until one of them changes: `grants_cache`)."""
     from bunbase.tenancy import current_tenant_id
 
     params = {
-        "tenant_id": current_tenant_id(),
+        "tenant_id": current_tenant_id() or "",
         "org_id": org_id,
         "principal_type": principal_type,
         "principal_id": principal_id,
     }
-    rows = session.connection().execute(_GRANTS, params).all()
-    if not rows:
-        return None
-    return MemberGrants(org_id, rows[0][0], frozenset(p for _, p in rows if p))
+
+    def load() -> MemberGrants | None:
+        rows = session.connection().execute(_GRANTS, params).all()
+        if not rows:
+            return None
+        return MemberGrants(org_id, rows[0][0], frozenset(p for _, p in rows if p))
+
+    return grants_cache.cached(tuple(params.values()), load)
 
 
 def _org_membership(ctx: Context) -> MemberGrants | None:
