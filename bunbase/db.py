@@ -80,7 +80,8 @@ def begin_write(session: DBSession) -> None:
     A deferred read transaction is ended first and the lock taken now (its snapshot may
     be older than the lock). A no-op where the transaction already writes, and on
     Postgres."""
-    conn = session.connection()
+    with reads_then_write():  # if the transaction begins only now, nothing is read yet
+        conn = session.connection()
     arm = conn.info.get("bunbase_arm")
     if arm is not None and not arm(conn):
         session.rollback()

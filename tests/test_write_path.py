@@ -173,3 +173,13 @@ def test_a_write_during_the_reads_begins_a_transaction_first(app, tenant_a, lock
         db.session.rollback()  # nothing was written outside a transaction: it goes
         db.session.remove()
     assert count(app, AuditEntry, AuditEntry.action == "test.early-write") == 0
+
+
+def test_begin_write_before_any_read_also_waits_for_the_next_statement(app, tenant_a, lock_path):
+    with app.app_context(), tenant_scope(tenant_a.id):
+        begin_write(db.session)  # nothing read yet (the guards' grants were kept, say)
+        assert lock_is_free(lock_path)
+        db.session.scalar(select(func.count()).select_from(Ticket))
+        assert not lock_is_free(lock_path)
+        db.session.rollback()
+        db.session.remove()
