@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -14,6 +14,7 @@ from typing import Any
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import JSON, DateTime, MetaData, Table, event, inspect
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Mapper, Session, make_transient_to_detached, scoped_session
 from sqlalchemy.orm import registry as sa_registry
 
@@ -166,6 +167,7 @@ def configure_engine(engine: Engine) -> None:
         mode = _sqlite_begin.get()
         raw = _raw(conn)
         conn.info["bunbase_arm"] = _arm
+        conn.info["bunbase_sqlite_insert"] = _fast_insert
         if mode == _LAZY:
             lazy.add(id(raw))
             return
@@ -176,6 +178,30 @@ def configure_engine(engine: Engine) -> None:
         except BaseException:
             _release(raw)
             raise
+
+    prepared: dict[tuple[Table, frozenset[str]], _SqliteInsert | None] = {}
+
+    def _fast_insert(conn: Any, table: Table, rows: list[dict[str, Any]]) -> None:
+        """`_insert_rows` on SQLite: the rows on the driver's cursor, in the transaction."""
+        key = (table, frozenset(rows[0]))
+        if key not in prepared:
+            prepared[key] = _SqliteInsert.build(engine.dialect, table, tuple(sorted(rows[0])))
+        stmt = prepared[key]
+        if stmt is None:
+            conn.execute(_insert_for(table), rows)
+            return
+        raw = _raw(conn)
+        if id(raw) in lazy:
+            _begin_immediate(raw)  # a write: never outside a transaction
+        params = [stmt.params(r) for r in rows]
+        try:
+            if len(params) == 1:
+                raw.execute(stmt.sql, params[0])
+            else:
+                raw.executemany(stmt.sql, params)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            raise DBAPIError.instance(stmt.sql, params, exc, engine.dialect.loaded_dbapi.Error,
+                                      dialect=engine.dialect) from exc
 
     @event.listens_for(engine, "before_cursor_execute")
     def _before_execute(
@@ -251,18 +277,28 @@ _inserts: dict[Table, Any] = {}
 
 def _insert_rows(conn: Connection, rows: list[tuple[Table, dict[str, Any]]]) -> None:
     """INSERT the rows in order, one executemany per run of rows with the same table and
-    keys; the INSERT statements are built once per table."""
+    keys; the INSERT statements are built once per table (on SQLite, once per table and
+    keys, and run on the driver's cursor: see `_SqliteInsert`)."""
+    fast = conn.info.get("bunbase_sqlite_insert")
     batch: list[dict[str, Any]] = []
     current: tuple[Table, Any] | None = None
+
+    def send() -> None:
+        assert current is not None
+        if fast is not None:
+            fast(conn, current[0], batch)
+        else:
+            conn.execute(_insert_for(current[0]), batch)
+
     for table, row in rows:
         shape = (table, row.keys())
         if batch and current is not None and (shape[0] is not current[0] or shape[1] != current[1]):
-            conn.execute(_insert_for(current[0]), batch)
+            send()
             batch = []
         current = shape
         batch.append(row)
     if current is not None:
-        conn.execute(_insert_for(current[0]), batch)
+        send()
 
 
 def _insert_for(table: Table) -> Any:
@@ -270,6 +306,34 @@ def _insert_for(table: Table) -> Any:
     if stmt is None:
         stmt = _inserts[table] = table.insert()
     return stmt
+
+
+@dataclass(frozen=True)
+class _SqliteInsert:
+    """An INSERT compiled once for a table and a set of keys, with each column's bind
+    processor (what SQLAlchemy itself would apply), run straight on the driver: for the
+    rows the executor writes on every call, SQLAlchemy's statement machinery costs several
+    times the INSERT."""
+
+    sql: str
+    keys: tuple[str, ...]
+    processors: tuple[Callable[[Any], Any] | None, ...]
+
+    @classmethod
+    def build(cls, dialect: Any, table: Table, keys: tuple[str, ...]) -> _SqliteInsert | None:
+        """None where SQLAlchemy would add a column the row leaves out (a Python-side
+        default): such rows go through `Connection.execute`."""
+        compiled = _insert_for(table).compile(dialect=dialect, column_keys=list(keys))
+        order = tuple(compiled.positiontup or ())
+        if not set(order) <= set(keys):
+            return None
+        cols = {c.key: c for c in table.columns}
+        procs = tuple(cols[k].type.dialect_impl(dialect).bind_processor(dialect) for k in order)
+        return cls(compiled.string, order, procs)
+
+    def params(self, row: dict[str, Any]) -> tuple[Any, ...]:
+        pairs = zip(self.keys, self.processors, strict=True)
+        return tuple((p(row[k]) if p is not None else row[k]) for k, p in pairs)
 
 
 @event.listens_for(Session, "before_commit")

@@ -187,3 +187,24 @@ def test_begin_write_before_any_read_also_waits_for_the_next_statement(app, tena
         assert not lock_is_free(lock_path)
         db.session.rollback()
         db.session.remove()
+
+
+def test_rows_written_at_commit_read_back_as_the_orm_wrote_them_and_clashes_raise_integrity(app,
+                                                                                         tenant_a):
+    from datetime import datetime
+
+    from sqlalchemy.exc import IntegrityError
+
+    at = datetime(2026, 1, 2, 3, 4, 5, 678901)
+    with app.app_context(), tenant_scope(tenant_a.id):
+        row = audit_row(tenant_a.id, "test.types")
+        row.update(created_at=at, diff={"after": {"n": 1, "s": "é"}})
+        append_row(db.session, AUDIT, row)
+        db.session.commit()
+        entry = db.session.get(AuditEntry, row["id"])
+        assert (entry.created_at, entry.diff) == (at, {"after": {"n": 1, "s": "é"}})
+        append_row(db.session, AUDIT, dict(row))  # the same id again
+        with pytest.raises(IntegrityError):
+            db.session.commit()
+        db.session.rollback()
+        db.session.remove()
