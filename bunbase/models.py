@@ -140,6 +140,8 @@ class AuditEntry(TenantScoped, db.Model):  # type: ignore[name-defined,misc]
         ),
     )
 
+    # no index of its own: the composite index above leads with it
+    tenant_id: Mapped[str] = mapped_column(String(40), nullable=False)
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("aud"))
     actor_type: Mapped[str] = mapped_column(String(20), nullable=False)
     actor_id: Mapped[str | None] = mapped_column(String(40))

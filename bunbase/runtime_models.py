@@ -89,6 +89,8 @@ class EventRecord(TenantScoped, db.Model):  # type: ignore[name-defined,misc]
         ),
     )
 
+    # no index of its own: the composite index above leads with it
+    tenant_id: Mapped[str] = mapped_column(String(40), nullable=False)
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("evt"))
     name: Mapped[str] = mapped_column(String(200), nullable=False)
     payload: Mapped[dict[str, Any]] = mapped_column(nullable=False)

@@ -15,6 +15,8 @@ class Ticket(TenantScoped, db.Model):  # type: ignore[name-defined,misc]
     __tablename__ = "support_tickets"
     __table_args__ = (Index("ix_support_tickets_tenant_org_id", "tenant_id", "org_id", "id"),)
 
+    # no index of its own: the composite index above leads with it
+    tenant_id: Mapped[str] = mapped_column(String(40), nullable=False)
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("tkt"))
     org_id: Mapped[str] = mapped_column(String(40), nullable=False)
     subject: Mapped[str] = mapped_column(String(200), nullable=False)
