@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -18,6 +19,10 @@ _AUDIT = AuditEntry.__table__
 
 if TYPE_CHECKING:
     from bunbase.actions import Action
+    from bunbase.events import EventsFacade
+    from bunbase.jobs import JobsFacade
+    from bunbase.schedules import SchedulerFacade
+    from bunbase.workflows import WorkflowsFacade
 
 
 @dataclass(frozen=True)
@@ -191,17 +196,33 @@ class Context:
 
     def __post_init__(self) -> None:
         self.logger = RunLogger(self.trace_id, self.run_id, tenant_id=self.tenant.id)
-        from bunbase.events import EventsFacade
-        from bunbase.jobs import JobsFacade
-        from bunbase.schedules import SchedulerFacade
-        from bunbase.workflows import WorkflowsFacade
-
         self.audit = AuditRecorder(self)
         self.outbox = Outbox(self)
-        self.jobs = JobsFacade(self)
-        self.scheduler = SchedulerFacade(self)
-        self.events = EventsFacade(self)
-        self.workflows = WorkflowsFacade(self)
+
+    # the facades are made on first use: most calls touch one or none of them
+    @cached_property
+    def jobs(self) -> JobsFacade:
+        from bunbase.jobs import JobsFacade
+
+        return JobsFacade(self)
+
+    @cached_property
+    def scheduler(self) -> SchedulerFacade:
+        from bunbase.schedules import SchedulerFacade
+
+        return SchedulerFacade(self)
+
+    @cached_property
+    def events(self) -> EventsFacade:
+        from bunbase.events import EventsFacade
+
+        return EventsFacade(self)
+
+    @cached_property
+    def workflows(self) -> WorkflowsFacade:
+        from bunbase.workflows import WorkflowsFacade
+
+        return WorkflowsFacade(self)
 
     def now(self) -> datetime:
         return self.clock.now()

@@ -42,11 +42,14 @@ db = SQLAlchemy(model_class=Base)
 DBSession = Session | scoped_session[Any]
 tenancy.install(Session)
 
-# SQLite: a mutating action takes the write lock up front (BEGIN IMMEDIATE) so two writers
-# queue on busy_timeout instead of failing with SQLITE_BUSY when a read upgrades to a write.
-_sqlite_begin: ContextVar[str] = ContextVar("bunbase_sqlite_begin", default="BEGIN")
-#: the transaction mode of `reads_then_write()`: no BEGIN; see there
+# SQLite transactions. By default one begins lazily: its reads run with no BEGIN, each on
+# the latest committed data (as Postgres's READ COMMITTED reads), and its first write takes
+# the write lock and begins IMMEDIATE, so a read followed by a write never fails with
+# SQLITE_BUSY_SNAPSHOT because another connection committed in between. `write_intent()`
+# takes the lock at the start instead, for code whose reads must not change under it.
+#: the transaction mode of `reads_then_write()` and the default: no BEGIN; see there
 _LAZY = ""
+_sqlite_begin: ContextVar[str] = ContextVar("bunbase_sqlite_begin", default=_LAZY)
 
 
 @contextmanager
@@ -65,7 +68,8 @@ def reads_then_write() -> Iterator[None]:
     on the latest committed data, so no snapshot has to be given up before the write;
     `begin_write` then makes it a write transaction on the same connection. A write
     statement before that begins it IMMEDIATE first (with the write lock), so nothing is
-    ever written outside a transaction. No effect on Postgres."""
+    ever written outside a transaction. This is the default; the block says so even
+    inside a `write_intent()`. No effect on Postgres."""
     token = _sqlite_begin.set(_LAZY)
     try:
         yield
