@@ -24,10 +24,10 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from bunbase import redis_conn, tenancy_cache
-from modules.rbac import grants_cache
 from bunbase.clock import clock
 from bunbase.config import Settings
 from bunbase.db import db, write_intent
+from modules.rbac import grants_cache
 
 
 @pytest.fixture(scope="session")

@@ -41,7 +41,10 @@ def recorded_jobs() -> list[str]:
 
 
 def run_jobs(app: Flask) -> None:
+    from bunbase import outbox
     from bunbase.worker import run_worker
+
+    outbox.settle()  # the courier pushes after commit, in the background
 
     run_worker(app, ["default"], burst=True)
 

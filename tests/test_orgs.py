@@ -24,6 +24,9 @@ ORGS = "/v1/orgs"
 
 
 def deliver_mail(app) -> None:
+    from bunbase import outbox
+
+    outbox.settle()  # the courier pushes after commit, in the background
     run_worker(app, ["high", "default", "low"], burst=True)
 
 

@@ -21,7 +21,10 @@ PASSWORD = "correct horse battery"
 
 # -- helpers (shared with test_sessions.py) ------------------------------------------
 def deliver_mail(app: Flask) -> None:
+    from bunbase import outbox
     from bunbase.worker import run_worker
+
+    outbox.settle()  # the courier pushes after commit, in the background
 
     run_worker(app, ["high", "default", "low"], burst=True)
 
