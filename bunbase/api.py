@@ -194,8 +194,8 @@ def get_run(run_id: str) -> Response:
         raise Unauthenticated()
     buffered = platform().buffer
     buffered.flush()
-    # Authentication already opened a read transaction; on SQLite (WAL) its snapshot
-    # predates the flush above, so end it to see the runs just written.
+    # End whatever transaction authentication opened (a snapshot older than the flush
+    # above, where the database keeps one), so the reads below see the runs just written.
     db.session.rollback()
     with tenant_scope(tenant.id):
         run = db.session.get(ActionRun, run_id)

@@ -82,9 +82,9 @@ class Executor:
         failure: BunbaseError | None = None
         data_out: Any = None
         session = db.session
-        # SQLite: a mutating call reads (auth, guards) with no transaction open, then takes
-        # the write lock on the same connection for the part that writes (claim, handler,
-        # commit); a read-only call runs in one deferred read transaction
+        # SQLite: a mutating call reads (auth, guards) with no BEGIN, then takes the write
+        # lock on the same connection at the first statement of the part that writes
+        # (claim, handler, commit); see `bunbase.db.reads_then_write` and `begin_write`
         lazy = action.mutating and self.sqlite
         try:
             with reads_then_write() if lazy else nullcontext():
