@@ -121,7 +121,7 @@ class AuditRecorder:
         """The entry (its `id` among the columns). It is written with the transaction's
         other new rows, lives and dies with it, and is sealed into the chain later."""
         ctx = self._ctx
-        entry = {
+        entry: dict[str, Any] = {
             "id": new_id("aud"),
             "tenant_id": ctx.tenant.id,
             "actor_type": ctx.actor.kind,
@@ -130,13 +130,14 @@ class AuditRecorder:
             "target_type": target_type,
             "target_id": target_id,
             "org_id": org_id or ctx.org_id,
-            "diff": diff,
             "ip": ctx.request.ip,
             "trace_id": ctx.trace_id,
             "run_id": ctx.run_id,
             "decision": decision or ctx.decision,
             "created_at": ctx.clock.now(),
         }
+        if diff is not None:  # left out, the column is SQL NULL (None would store JSON null)
+            entry["diff"] = diff
         # an append-only row, never changed in the transaction: queued and written with
         # one INSERT (not left to the unit of work, which would track it for nothing)
         append_row(ctx.db, _AUDIT, entry)

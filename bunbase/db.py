@@ -116,6 +116,7 @@ def configure_engine(engine: Engine) -> None:
     held: dict[int, int] = {}  # id(DBAPI connection) -> fd of the write lock it holds
     lazy: set[int] = set()  # connections in a `reads_then_write` transaction, not yet writing
     armed: set[int] = set()  # lazy connections whose next statement begins the write
+    writing: set[int] = set()  # connections in a write transaction (BEGIN IMMEDIATE)
 
     def _raw(conn: Any) -> Any:
         # the dialect gets the pool's proxy, events the DBAPI connection or a Connection
@@ -124,7 +125,7 @@ def configure_engine(engine: Engine) -> None:
         return getattr(conn, "dbapi_connection", conn)
 
     def _lock(raw: Any) -> None:
-        if not lock_path:
+        if not lock_path or id(raw) in held:
             return
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         try:  # an exception while waiting (a job's timeout alarm) must not leak the fd
@@ -138,6 +139,7 @@ def configure_engine(engine: Engine) -> None:
         raw = _raw(conn)
         lazy.discard(id(raw))
         armed.discard(id(raw))
+        writing.discard(id(raw))
         fd = held.pop(id(raw), None)
         if fd is not None:
             fcntl.flock(fd, fcntl.LOCK_UN)
@@ -153,12 +155,13 @@ def configure_engine(engine: Engine) -> None:
             raise
         lazy.discard(id(raw))
         armed.discard(id(raw))
+        writing.add(id(raw))
 
     def _arm(conn: Any) -> bool:
         """Have `conn`'s next statement begin the write (see `begin_write`); False if a
         deferred read transaction stands in the way."""
         raw = _raw(conn)
-        if id(raw) in held:
+        if id(raw) in writing:
             return True
         if raw.in_transaction:
             return False
@@ -170,6 +173,8 @@ def configure_engine(engine: Engine) -> None:
     def _on_begin(conn: Any) -> None:
         mode = _sqlite_begin.get()
         raw = _raw(conn)
+        lazy.discard(id(raw))  # whatever a connection gone before with this id left behind
+        armed.discard(id(raw))
         conn.info["bunbase_arm"] = _arm
         conn.info["bunbase_sqlite_insert"] = _fast_insert
         if mode == _LAZY:
@@ -182,6 +187,8 @@ def configure_engine(engine: Engine) -> None:
         except BaseException:
             _release(raw)
             raise
+        if mode == "BEGIN IMMEDIATE":
+            writing.add(id(raw))
 
     prepared: dict[tuple[Table, frozenset[str]], _SqliteInsert | None] = {}
 
@@ -240,6 +247,22 @@ def configure_engine(engine: Engine) -> None:
 
     @event.listens_for(engine, "checkin")
     def _on_checkin(dbapi_conn: Any, _record: Any) -> None:
+        if dbapi_conn is not None:
+            _release(dbapi_conn)
+
+    # an invalidated or closed connection never commits or checks in with its DBAPI
+    # connection: its lock must not outlive it (every writer would wait for it forever)
+    @event.listens_for(engine, "invalidate")
+    def _on_invalidate(dbapi_conn: Any, _record: Any, _exc: Any) -> None:
+        if dbapi_conn is not None:
+            _release(dbapi_conn)
+
+    @event.listens_for(engine, "close")
+    def _on_close(dbapi_conn: Any, _record: Any) -> None:
+        _release(dbapi_conn)
+
+    @event.listens_for(engine, "close_detached")
+    def _on_close_detached(dbapi_conn: Any) -> None:
         _release(dbapi_conn)
 
 

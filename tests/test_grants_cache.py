@@ -69,3 +69,15 @@ def test_on_postgres_nothing_is_kept(app):
         for _ in range(2):
             grants_cache.cached(("k",), lambda: calls.append(1))
         assert len(calls) == 2
+
+
+def test_a_savepoint_rolled_back_after_the_change_does_not_hide_it(app, client, tenant_a):
+    assert_success(create(client, tenant_a))
+    with app.app_context(), tenant_scope(tenant_a.id):
+        membership_of(tenant_a).role_id = viewer_role_id()
+        db.session.flush()
+        nested = db.session.begin_nested()
+        nested.rollback()  # only the savepoint goes; the role change stays and commits
+        db.session.commit()
+        db.session.remove()
+    assert_failure(create(client, tenant_a), 403, "forbidden")

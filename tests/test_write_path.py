@@ -208,3 +208,16 @@ def test_rows_written_at_commit_read_back_as_the_orm_wrote_them_and_clashes_rais
             db.session.commit()
         db.session.rollback()
         db.session.remove()
+
+
+def test_an_invalidated_connection_gives_the_write_lock_back(app, tenant_a, lock_path):
+    from bunbase.db import write_intent
+
+    with app.app_context(), tenant_scope(tenant_a.id):
+        with write_intent():
+            conn = db.session.connection()
+        assert not lock_is_free(lock_path)
+        conn.invalidate()  # a connection lost mid-transaction never commits nor checks in
+        assert lock_is_free(lock_path)
+        db.session.rollback()
+        db.session.remove()

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from itertools import chain
 from typing import Any, TypeVar
 
+import structlog
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
@@ -29,6 +30,7 @@ WATCHED = frozenset({"memberships", "rbac_roles", "rbac_role_permissions", "orga
 TTL = 30.0
 MAX_ENTRIES = 50_000
 _CHANGED = "rbac_grants_changed"
+log = structlog.get_logger("bunbase.rbac.grants_cache")
 
 T = TypeVar("T")
 _entries: dict[tuple[str, ...], tuple[int, float, Any]] = {}
@@ -77,11 +79,12 @@ def changed() -> None:
         return
     stamp = max(time.time_ns(), _version(path) + 1)
     try:
+        if not os.path.exists(path):
+            with open(path, "a"):
+                pass
         os.utime(path, ns=(stamp, stamp))
-    except FileNotFoundError:
-        with open(path, "a"):
-            pass
-        os.utime(path, ns=(stamp, stamp))
+    except OSError:  # the change is committed: the others catch up when their entries expire
+        log.exception("could not move the grants stamp", path=path)
 
 
 def _watched(obj: Any) -> bool:
@@ -109,5 +112,6 @@ def _stamp_after_commit(session: Session) -> None:
 
 
 @event.listens_for(Session, "after_soft_rollback")
-def _forget_on_rollback(session: Session, _previous: Any) -> None:
-    session.info.pop(_CHANGED, None)
+def _forget_on_rollback(session: Session, previous: Any) -> None:
+    if previous.parent is None:  # a savepoint's rollback leaves the outer changes standing
+        session.info.pop(_CHANGED, None)
