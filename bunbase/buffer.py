@@ -13,13 +13,16 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import Table, bindparam, insert, update
+from sqlalchemy import Table, bindparam, update
 from sqlalchemy.engine import Engine
 
-from bunbase.db import write_intent
+from bunbase.db import insert_rows
 from bunbase.models import ActionLog, ActionRun, AuthSession
 
 log = structlog.get_logger("bunbase.buffer")
+
+_RUNS: Table = ActionRun.__table__
+_LOGS: Table = ActionLog.__table__
 
 
 class WriteBuffer:
@@ -87,13 +90,11 @@ class WriteBuffer:
             if not (runs or logs or touches or rows or row_touches):
                 return 0
             try:
-                with write_intent(), self.engine.begin() as conn:
-                    if runs:
-                        conn.execute(insert(ActionRun.__table__), runs)
-                    if logs:
-                        conn.execute(insert(ActionLog.__table__), logs)
-                    for table, batch in _group(rows).items():
-                        conn.execute(insert(table), batch)
+                # No write_intent(): this transaction only writes, and on SQLite its first
+                # INSERT takes the write lock once every row's parameters are made
+                # (`insert_rows`), so the lock is held for the statements alone.
+                with self.engine.begin() as conn:
+                    insert_rows(conn, _ordered(runs, logs, rows))
                     if touches:
                         table = AuthSession.__table__
                         conn.execute(
@@ -149,11 +150,17 @@ class WriteBuffer:
         self.flush()
 
 
-def _group(rows: list[tuple[Table, dict[str, Any]]]) -> dict[Table, list[dict[str, Any]]]:
+def _ordered(
+    runs: list[dict[str, Any]], logs: list[dict[str, Any]], rows: list[tuple[Table, dict[str, Any]]]
+) -> list[tuple[Table, dict[str, Any]]]:
+    """Runs, then log lines, then the other rows, each table's rows together (one
+    executemany per table and set of keys)."""
+    out = [(_RUNS, run) for run in runs] + [(_LOGS, line) for line in logs]
     grouped: dict[Table, list[dict[str, Any]]] = {}
     for table, row in rows:
         grouped.setdefault(table, []).append(row)
-    return grouped
+    out.extend((table, row) for table, batch in grouped.items() for row in batch)
+    return out
 
 
 def _group_touches(

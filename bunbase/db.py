@@ -192,27 +192,32 @@ def configure_engine(engine: Engine) -> None:
 
     prepared: dict[tuple[Table, frozenset[str]], _SqliteInsert | None] = {}
 
-    def _fast_insert(conn: Any, table: Table, rows: list[dict[str, Any]]) -> None:
-        """`_insert_rows` on SQLite: the rows on the driver's cursor, in the transaction."""
-        key = (table, frozenset(rows[0]))
-        if key not in prepared:
-            prepared[key] = _SqliteInsert.build(engine.dialect, table, tuple(sorted(rows[0])))
-        stmt = prepared[key]
-        if stmt is None:
-            conn.execute(_insert_for(table), rows)
-            return
+    def _fast_insert(conn: Any, batches: list[tuple[Table, list[dict[str, Any]]]]) -> None:
+        """`insert_rows` on SQLite: the rows on the driver's cursor, in the transaction.
+        Every row's parameters are made first, so the write lock (taken by the first
+        INSERT of a lazy transaction) is held for the INSERTs alone."""
+        work: list[tuple[Table, _SqliteInsert | None, list[Any]]] = []
+        for table, rows in batches:
+            key = (table, frozenset(rows[0]))
+            if key not in prepared:
+                prepared[key] = _SqliteInsert.build(engine.dialect, table, tuple(sorted(rows[0])))
+            stmt = prepared[key]
+            work.append((table, stmt, rows if stmt is None else [stmt.params(r) for r in rows]))
         raw = _raw(conn)
-        if id(raw) in lazy:
-            _begin_immediate(raw)  # a write: never outside a transaction
-        params = [stmt.params(r) for r in rows]
-        try:
-            if len(params) == 1:
-                raw.execute(stmt.sql, params[0])
-            else:
-                raw.executemany(stmt.sql, params)
-        except engine.dialect.loaded_dbapi.Error as exc:
-            raise DBAPIError.instance(stmt.sql, params, exc, engine.dialect.loaded_dbapi.Error,
-                                      dialect=engine.dialect) from exc
+        for table, stmt, params in work:
+            if stmt is None:
+                conn.execute(_insert_for(table), params)
+                continue
+            if id(raw) in lazy:
+                _begin_immediate(raw)  # a write: never outside a transaction
+            try:
+                if len(params) == 1:
+                    raw.execute(stmt.sql, params[0])
+                else:
+                    raw.executemany(stmt.sql, params)
+            except engine.dialect.loaded_dbapi.Error as exc:
+                raise DBAPIError.instance(stmt.sql, params, exc, engine.dialect.loaded_dbapi.Error,
+                                          dialect=engine.dialect) from exc
 
     @event.listens_for(engine, "before_cursor_execute")
     def _before_execute(
@@ -295,37 +300,32 @@ def write_appends(session: DBSession) -> int:
     rows: list[tuple[Table, dict[str, Any]]] | None = session.info.pop(_APPENDS, None)
     if not rows:
         return 0
-    _insert_rows(session.connection(), rows)
+    insert_rows(session.connection(), rows)
     return len(rows)
 
 
 _inserts: dict[Table, Any] = {}
 
 
-def _insert_rows(conn: Connection, rows: list[tuple[Table, dict[str, Any]]]) -> None:
+def insert_rows(conn: Connection, rows: list[tuple[Table, dict[str, Any]]]) -> None:
     """INSERT the rows in order, one executemany per run of rows with the same table and
     keys; the INSERT statements are built once per table (on SQLite, once per table and
     keys, and run on the driver's cursor: see `_SqliteInsert`)."""
-    fast = conn.info.get("bunbase_sqlite_insert")
-    batch: list[dict[str, Any]] = []
-    current: tuple[Table, Any] | None = None
-
-    def send() -> None:
-        assert current is not None
-        if fast is not None:
-            fast(conn, current[0], batch)
-        else:
-            conn.execute(_insert_for(current[0]), batch)
-
+    batches: list[tuple[Table, list[dict[str, Any]]]] = []
+    shape: tuple[Table, Any] | None = None
     for table, row in rows:
-        shape = (table, row.keys())
-        if batch and current is not None and (shape[0] is not current[0] or shape[1] != current[1]):
-            send()
-            batch = []
-        current = shape
-        batch.append(row)
-    if current is not None:
-        send()
+        if shape is None or table is not shape[0] or row.keys() != shape[1]:
+            shape = (table, row.keys())
+            batches.append((table, []))
+        batches[-1][1].append(row)
+    if not batches:
+        return
+    fast = conn.info.get("bunbase_sqlite_insert")
+    if fast is not None:
+        fast(conn, batches)
+        return
+    for table, batch in batches:
+        conn.execute(_insert_for(table), batch)
 
 
 def _insert_for(table: Table) -> Any:
@@ -383,7 +383,7 @@ def _appends_before_savepoint(session: Session, transaction: Any) -> None:
         # drops only what was appended after it
         conn = transaction.parent._connection_for_bind(session.get_bind(), None)
         del session.info[_APPENDS]
-        _insert_rows(conn, rows)
+        insert_rows(conn, rows)
 
 
 @event.listens_for(Session, "after_soft_rollback")
@@ -464,12 +464,20 @@ def insert_new(session: DBSession) -> int:
         row = {col: v for attr, col in shape.columns if (v := values.get(attr)) is not None}
         rows.append((shape.table, row))
     rows.extend(session.info.pop(_APPENDS, None) or ())
-    _insert_rows(session.connection(), rows)
-    for state, _ in todo:
-        obj = state.obj()
-        session.expunge(obj)
-        make_transient_to_detached(obj)
-        session.add(obj)
+    # the objects are made persistent first: on SQLite the INSERTs below hold the write
+    # lock, and nothing that does not need it should run while it is held
+    objs = [state.obj() for state, _ in todo]
+    try:
+        for obj in objs:
+            session.expunge(obj)
+            make_transient_to_detached(obj)
+            session.add(obj)
+        insert_rows(session.connection(), rows)
+    except BaseException:
+        for obj in objs:  # not written: out of the session, as a rollback leaves new objects
+            if obj in session:
+                session.expunge(obj)
+        raise
     return len(todo)
 
 

@@ -245,3 +245,22 @@ def test_invalid_handler_output_is_internal(client, tenant_a):
     body = assert_failure(resp, 500, "internal")
     assert "nope" not in resp.get_data(as_text=True)
     assert body["error"]["details"] is None
+
+
+def test_a_body_that_is_not_a_json_object_is_a_bad_request(client, tenant_a):
+    for data, content_type in (
+        ("[1, 2]", "application/json"),
+        ('{"orgId": ', "application/json"),
+        ("\xff\xfe", "application/json"),
+        ('{"orgId": "org_1"}', "text/plain"),
+    ):
+        resp = client.post(TICKETS, data=data, content_type=content_type, headers=tenant_a.headers())
+        err = assert_failure(resp, 400, "bad_request")["error"]
+        assert err["message"] == "The request body must be a JSON object", (data, content_type)
+
+
+def test_an_empty_body_is_an_empty_input_and_fails_validation_by_field(client, tenant_a):
+    resp = client.post("/v1/auth/login", data=b"", content_type="application/json",
+                       headers={"X-Tenant-Id": tenant_a.id})
+    err = assert_failure(resp, 400, "validation_error")["error"]
+    assert {d["field"] for d in err["details"]} == {"email", "password"}

@@ -221,3 +221,24 @@ def test_an_invalidated_connection_gives_the_write_lock_back(app, tenant_a, lock
         assert lock_is_free(lock_path)
         db.session.rollback()
         db.session.remove()
+
+
+def test_a_new_row_whose_insert_fails_is_left_out_of_the_session(app, tenant_a):
+    from sqlalchemy.exc import IntegrityError
+
+    with app.app_context(), tenant_scope(tenant_a.id):
+        first = ticket(tenant_a.id, "first")
+        db.session.add(first)
+        insert_new(db.session)
+        first_id = first.id
+        db.session.commit()
+        db.session.remove()
+        clash = ticket(tenant_a.id, "clash")
+        clash.id = first_id  # the same primary key: the INSERT fails
+        db.session.add(clash)
+        with pytest.raises(IntegrityError):
+            insert_new(db.session)
+        assert clash not in db.session and not inspect(clash).persistent
+        db.session.rollback()
+        assert db.session.get(Ticket, first_id).subject == "first"
+        db.session.remove()
