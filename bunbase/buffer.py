@@ -1,7 +1,8 @@
 """Buffered writer for high-volume records: action runs, their log lines, session touches.
 
 Writes are batched and flushed by a background thread every `interval` seconds, as soon
-as `max_items` are waiting, and on shutdown. Critical writes (the action's own rows, its
+as `max_items` are waiting (in an HTTP request, by the request's thread once its response
+is out), and on shutdown. Critical writes (the action's own rows, its
 audit entry, idempotency records) never go through here: they are in the transaction.
 """
 
@@ -13,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 import structlog
+from flask import Response, has_request_context
 from sqlalchemy import Table, bindparam, update
 from sqlalchemy.engine import Engine
 
@@ -50,8 +52,22 @@ class WriteBuffer:
             if logs:
                 self._logs.extend(logs)
             size = len(self._runs) + len(self._logs)
-        if size >= self.max_items:
+        # In an HTTP request the request's own thread flushes a full buffer once its
+        # response has gone out (`flush_after_response`): the thread here, running Python
+        # beside the requests, would hold up whichever of them has the write lock.
+        if size >= self.max_items and not has_request_context():
             self._wake.set()
+
+    def full(self) -> bool:
+        with self._lock:
+            return len(self._runs) + len(self._logs) >= self.max_items
+
+    def flush_after_response(self, response: Response) -> Response:
+        """An `after_request` hook: a full buffer is flushed when the response is closed
+        (after its body was sent). The interval flush still runs in the thread."""
+        if self.full():
+            response.call_on_close(self.flush)
+        return response
 
     def touch_session(self, session_id: str, at: datetime, ip: str | None) -> None:
         self._ensure_thread()

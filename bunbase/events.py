@@ -174,8 +174,11 @@ def _dispatch_events(effects: list[Effect]) -> None:
     _push_fanout([e.payload["event_id"] for e in effects])
 
 
-#: under load, one push per this long carries every request's new event ids (see Courier)
-FANOUT_LINGER = 0.025
+#: under load, one push per this long carries every request's new event ids (see Courier):
+#: a fan-out then starts up to this much later than it would alone, and each web process
+#: makes at most ten of these round trips a second (each wakes a thread that competes for
+#: the GIL with the requests, one of which may hold the SQLite write lock meanwhile)
+FANOUT_LINGER = 0.1
 register_dispatcher("event", _dispatch_event, batch=_dispatch_events, linger=FANOUT_LINGER)
 
 

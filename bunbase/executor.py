@@ -81,7 +81,7 @@ class Executor:
         status_word = "ok"
         failure: BunbaseError | None = None
         data_out: Any = None
-        session = db.session
+        session = db.session()  # the request's Session itself, not the scoped proxy
         # SQLite: a mutating call reads (auth, guards) with no BEGIN, then takes the write
         # lock on the same connection at the first statement of the part that writes
         # (claim, handler, commit); see `bunbase.db.reads_then_write` and `begin_write`

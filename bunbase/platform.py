@@ -116,6 +116,8 @@ def _install_request_hooks(app: Flask) -> None:
             resp.headers.setdefault("X-Trace-Id", g.trace_id)
         return resp
 
+    app.after_request(get_platform(app).buffer.flush_after_response)
+
     @app.errorhandler(HTTPException)
     def _http_error(err: HTTPException) -> Any:
         if request.path.startswith("/v1/"):

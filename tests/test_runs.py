@@ -99,3 +99,32 @@ def test_runs_endpoint_flushes_pending_runs_itself(client, tenant_a):
     resp = client.get(f"/v1/support/tickets?orgId={tenant_a.org_id}", headers=tenant_a.headers())
     run = _run(client, tenant_a, resp.get_json()["run_id"])  # no explicit flush
     assert run["actionName"] == "support.ticket.list"
+
+
+def test_a_full_buffer_is_flushed_by_the_request_once_its_response_is_out(app, client, tenant_a,
+                                                                           monkeypatch):
+    import threading
+
+    from bunbase.models import ActionRun
+    from tests.helpers import rows
+
+    buffer = app.extensions["bunbase"].buffer
+    buffer.flush()
+    monkeypatch.setattr(buffer, "max_items", 1)
+    woken: list[int] = []
+    monkeypatch.setattr(buffer._wake, "set", lambda: woken.append(1))
+    flushed_by: list[str] = []
+    real_flush = buffer.flush
+
+    def flush() -> int:
+        flushed_by.append(threading.current_thread().name)
+        return real_flush()
+
+    monkeypatch.setattr(buffer, "flush", flush)
+    # buffered=True: the test client then closes the response, as a WSGI server does
+    body = assert_success(client.post("/v1/support/tickets", json=tenant_a.ticket(),
+                                      headers=tenant_a.headers(), buffered=True))
+    assert threading.current_thread().name in flushed_by  # this request's thread, after the response
+    assert woken == []  # the buffer's own thread was not asked to
+    (run,) = rows(app, ActionRun, ActionRun.id == body["run_id"])
+    assert run.action_name == "support.ticket.create"
