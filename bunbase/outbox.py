@@ -24,6 +24,7 @@ from datetime import timedelta
 from typing import Any
 
 import structlog
+from flask import Response, has_request_context
 from sqlalchemy import delete, select, update
 
 from bunbase.clock import clock
@@ -51,6 +52,10 @@ BatchDispatcher = Callable[[list[Effect]], None]
 _dispatchers: dict[str, Dispatcher] = {}
 _batch_dispatchers: dict[str, BatchDispatcher] = {}
 _lingers: dict[str, float] = {}
+#: how much longer than their linger the courier's thread leaves the effects handed over in
+#: HTTP requests to the requests (which push them as their responses close) before it
+#: sends them itself (the last request of a burst, or a server that never closes)
+INLINE_GRACE = 0.05
 
 
 def register_dispatcher(
@@ -152,13 +157,17 @@ class Courier:
         self._busy = False
         self._idle = False  # the thread waits for items (and wants a notify)
         self._hurry = False  # settle() asked for the lingering items now
+        self._inline = False  # items handed over in requests, which push them themselves
+        self._inline_since = 0.0
         self._last_push = 0.0
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._pid: int | None = None
 
     def send(self, items: list[Effect]) -> None:
-        """Durable effects (with an outbox row to delete) go out now; the rest in the background."""
+        """Durable effects (with an outbox row to delete) go out now; the rest in the
+        background: in an HTTP request by the request's own thread once its response is
+        out (`push_after_response`), otherwise by the courier's thread."""
         durable = [i for i in items if i.durable]
         if durable:
             dispatch(durable)
@@ -166,10 +175,39 @@ class Courier:
         if not rest:
             return
         self._ensure_thread()
+        in_request = has_request_context()
         with self._cond:
             self._items.extend(rest)
-            if self._idle or any(_lingers.get(i.kind, 0.0) <= 0 for i in rest):
+            if in_request:
+                # the thread stands by: it sends them only if no request has a while after
+                if not self._inline:
+                    self._inline, self._inline_since = True, time.monotonic()
+                if self._idle:
+                    self._cond.notify_all()
+            elif self._idle or any(_lingers.get(i.kind, 0.0) <= 0 for i in rest):
                 self._cond.notify_all()  # a lingering or busy thread takes them on its own
+
+    def push_after_response(self, response: Response) -> Response:
+        """An `after_request` hook: what is due goes out when the response is closed, from
+        the request's thread (a push from the courier's thread, running Python beside the
+        requests, would hold up whichever of them has the SQLite write lock)."""
+        if self._items:
+            response.call_on_close(self.push_due)
+        return response
+
+    def push_due(self) -> None:
+        """Send what waits now, unless its linger since the last push is not over (then
+        a later request, or the thread after it, sends it)."""
+        with self._cond:
+            if self._busy or not self._items:
+                return
+            linger = min(_lingers.get(i.kind, 0.0) for i in self._items)
+            if time.monotonic() < self._last_push + linger:
+                return
+            batch, self._items = self._items, []
+            self._inline = False
+            self._busy = True
+        self._send(batch)
 
     def settle(self, timeout: float = 10.0) -> bool:
         """Wait until everything handed over so far went out; False on timeout."""
@@ -209,27 +247,33 @@ class Courier:
                 self._idle = True
                 self._cond.wait()
                 self._idle = False
-            linger = min(_lingers.get(i.kind, 0.0) for i in self._items)
-            left = self._last_push + linger - time.monotonic()
-            if left <= 0 or self._hurry:
+            due = self._last_push + min(_lingers.get(i.kind, 0.0) for i in self._items)
+            if self._inline:
+                due = max(due, self._inline_since) + INLINE_GRACE
+            left = due - time.monotonic()
+            if (left <= 0 or self._hurry) and not self._busy:
                 batch, self._items = self._items, []
+                self._inline = False
                 self._busy = True
                 return batch
-            self._cond.wait(left)
+            self._cond.wait(left if left > 0 else None)
 
     def _loop(self) -> None:
         while True:
             with self._cond:
                 batch = self._take()
-            try:
-                dispatch(batch)  # failures are logged there; the rows' relays send them later
-            except Exception:
-                log.exception("courier batch failed", count=len(batch))
-            finally:
-                with self._cond:
-                    self._last_push = time.monotonic()
-                    self._busy = False
-                    self._cond.notify_all()
+            self._send(batch)
+
+    def _send(self, batch: list[Effect]) -> None:
+        try:
+            dispatch(batch)  # failures are logged there; the rows' relays send them later
+        except Exception:
+            log.exception("courier batch failed", count=len(batch))
+        finally:
+            with self._cond:
+                self._last_push = time.monotonic()
+                self._busy = False
+                self._cond.notify_all()
 
 
 courier = Courier()

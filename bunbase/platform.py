@@ -19,6 +19,7 @@ from bunbase import (  # noqa: F401 - events, mail and workflows register their 
     jobs,
     logs,
     mail,
+    outbox,
     redis_conn,
     workflows,
 )
@@ -117,6 +118,7 @@ def _install_request_hooks(app: Flask) -> None:
         return resp
 
     app.after_request(get_platform(app).buffer.flush_after_response)
+    app.after_request(outbox.courier.push_after_response)
 
     @app.errorhandler(HTTPException)
     def _http_error(err: HTTPException) -> Any:

@@ -23,7 +23,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from bunbase import redis_conn, tenancy_cache
+from bunbase import outbox, redis_conn, tenancy_cache
 from bunbase.clock import clock
 from bunbase.config import Settings
 from bunbase.db import db, write_intent
@@ -173,6 +173,7 @@ def clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
     if "app" not in request.fixturenames:
         return
     app: Flask = request.getfixturevalue("app")
+    outbox.settle()  # this test's pushes land before the wipe, not in the next test's Redis
     app.extensions["bunbase"].buffer.flush()
     _wipe(app)
     redis_conn.client().flushdb()

@@ -65,3 +65,25 @@ def test_settle_sends_what_lingers_without_waiting_for_it():
     assert courier.settle(timeout=10)
     assert time.monotonic() - t0 < 5  # far less than the 30 s linger
     assert [ids for _, ids in sent] == [["e1"], ["e2"]]
+
+
+def test_in_a_request_the_push_goes_out_from_the_requests_thread_once_its_response_is_closed(
+        app, monkeypatch):
+    from bunbase import outbox
+
+    monkeypatch.setattr(outbox, "INLINE_GRACE", 1.0)  # the thread's wait before it steps in
+    sent.clear()
+    courier = Courier()
+    with app.test_request_context("/v1/x"):
+        courier.send([effect("test-linger", 1)])
+        response = courier.push_after_response(app.response_class("{}"))
+    time.sleep(0.1)
+    assert sent == []  # the courier's thread leaves it to the request (the grace is not over)
+    response.close()  # what the WSGI server does once the body is out
+    assert [ids for _, ids in sent] == [["e1"]]  # sent, in this thread, before close() returned
+    with app.test_request_context("/v1/x"):
+        courier.send([effect("test-linger", 2)])
+        courier.push_after_response(app.response_class("{}")).close()
+    assert [ids for _, ids in sent] == [["e1"]]  # within the linger: not yet, and not lost:
+    wait_for(2)  # the thread sends it once the linger and the grace are over
+    assert sent[1][1] == ["e2"] and sent[1][0] - sent[0][0] >= 1.5  # linger + grace

@@ -128,3 +128,42 @@ def test_a_full_buffer_is_flushed_by_the_request_once_its_response_is_out(app, c
     assert woken == []  # the buffer's own thread was not asked to
     (run,) = rows(app, ActionRun, ActionRun.id == body["run_id"])
     assert run.action_name == "support.ticket.create"
+
+
+def test_the_buffer_thread_flushes_an_interval_after_the_last_flush_whoever_made_it(app):
+    import time
+
+    from bunbase.buffer import WriteBuffer
+    from bunbase.db import db
+
+    with app.app_context():
+        buffer = WriteBuffer(db.engine, interval=0.6, max_items=10**6)
+    try:
+        buffer.add_row(_decision_table(), _decision_row("first"))  # starts the thread
+        time.sleep(0.3)
+        assert buffer.flush() == 0 and not buffer._rows  # a request's flush, say
+        buffer.add_row(_decision_table(), _decision_row("second"))
+        time.sleep(0.45)  # past the thread's first deadline, not yet an interval after the flush
+        assert len(buffer._rows) == 1
+        deadline = time.monotonic() + 5
+        while buffer._rows and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not buffer._rows  # flushed by the thread, an interval after the last flush
+    finally:
+        buffer.close()
+
+
+def _decision_table():
+    from modules.rbac.models import DecisionRecord
+
+    return DecisionRecord.__table__
+
+
+def _decision_row(reason: str) -> dict:
+    from bunbase.clock import clock
+    from bunbase.ids import new_id
+
+    return {"id": new_id("dec"), "tenant_id": "ten_test", "actor_type": "system", "actor_id": None,
+            "principal_id": None, "org_id": None, "permission": "x:y", "allowed": True,
+            "reason": reason, "action_name": None, "trace_id": None, "run_id": None,
+            "created_at": clock.now()}
