@@ -175,9 +175,8 @@ def _dispatch_events(effects: list[Effect]) -> None:
 
 
 #: under load, one push per this long carries every request's new event ids (see Courier):
-#: a fan-out then starts up to this much later than it would alone, and each web process
-#: makes at most ten of these round trips a second (each wakes a thread that competes for
-#: the GIL with the requests, one of which may hold the SQLite write lock meanwhile)
+#: a fan-out then starts up to this much later than it would alone, and each process makes
+#: at most ten of these Redis round trips a second
 FANOUT_LINGER = 0.1
 register_dispatcher("event", _dispatch_event, batch=_dispatch_events, linger=FANOUT_LINGER)
 
