@@ -159,9 +159,10 @@ class WriteBuffer:
             # every `interval` since the last flush, whoever made it: under load the
             # requests' own flushes come first and this thread stays out of their way
             woken = self._wake.wait(max(0.0, self._flushed_at + self.interval - time.monotonic()))
-            self._wake.clear()
-            if woken or time.monotonic() >= self._flushed_at + self.interval:
-                self.flush()
+            if not woken and time.monotonic() < self._flushed_at + self.interval:
+                continue  # flushed meanwhile; a wake-up set since then is still set
+            self._wake.clear()  # the flush takes whatever a wake-up was for
+            self.flush()
 
     def close(self) -> None:
         self._stop.set()
