@@ -53,7 +53,7 @@ class WriteBuffer:
             self._runs.append(run)
             if logs:
                 self._logs.extend(logs)
-            size = len(self._runs) + len(self._logs)
+            size = self._size()
         # In an HTTP request the request's own thread flushes a full buffer once its
         # response has gone out (`flush_after_response`): the thread here, running Python
         # beside the requests, would hold up whichever of them has the write lock.
@@ -62,7 +62,11 @@ class WriteBuffer:
 
     def full(self) -> bool:
         with self._lock:
-            return len(self._runs) + len(self._logs) >= self.max_items
+            return self._size() >= self.max_items
+
+    def _size(self) -> int:
+        """Under the lock: what counts toward `max_items`."""
+        return len(self._runs) + len(self._logs)
 
     def flush_after_response(self, response: Response) -> Response:
         """An `after_request` hook: a full buffer is flushed when the response is closed

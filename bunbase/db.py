@@ -99,7 +99,10 @@ def configure_engine(engine: Engine) -> None:
         return
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+    def _on_connect(dbapi_conn: Any, record: Any) -> None:
+        # what `begin_write` and `insert_rows` call, kept with the connection for its life
+        record.info["bunbase_arm"] = _arm
+        record.info["bunbase_sqlite_insert"] = _fast_insert
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
@@ -175,8 +178,6 @@ def configure_engine(engine: Engine) -> None:
         raw = _raw(conn)
         lazy.discard(id(raw))  # whatever a connection gone before with this id left behind
         armed.discard(id(raw))
-        conn.info["bunbase_arm"] = _arm
-        conn.info["bunbase_sqlite_insert"] = _fast_insert
         if mode == _LAZY:
             lazy.add(id(raw))
             return

@@ -199,10 +199,7 @@ class Courier:
         """Send what waits now, unless its linger since the last push is not over (then
         a later request, or the thread after it, sends it)."""
         with self._cond:
-            if self._busy or not self._items:
-                return
-            linger = min(_lingers.get(i.kind, 0.0) for i in self._items)
-            if time.monotonic() < self._last_push + linger:
+            if self._busy or not self._items or time.monotonic() < self._due(grace=False):
                 return
             batch, self._items = self._items, []
             self._inline = False
@@ -247,16 +244,19 @@ class Courier:
                 self._idle = True
                 self._cond.wait()
                 self._idle = False
-            due = self._last_push + min(_lingers.get(i.kind, 0.0) for i in self._items)
-            if self._inline:
-                due = max(due, self._inline_since) + INLINE_GRACE
-            left = due - time.monotonic()
+            left = self._due(grace=self._inline) - time.monotonic()
             if (left <= 0 or self._hurry) and not self._busy:
                 batch, self._items = self._items, []
                 self._inline = False
                 self._busy = True
                 return batch
             self._cond.wait(left if left > 0 else None)
+
+    def _due(self, *, grace: bool) -> float:
+        """Under the lock, with items waiting: when their linger since the last push is
+        over; with `grace`, also `INLINE_GRACE` after the first of them came from a request."""
+        due = self._last_push + min(_lingers.get(i.kind, 0.0) for i in self._items)
+        return max(due, self._inline_since) + INLINE_GRACE if grace else due
 
     def _loop(self) -> None:
         while True:
