@@ -11,14 +11,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import structlog
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import JSON, DateTime, MetaData, Table, event, inspect
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import DeclarativeBase, Mapper, Session, make_transient_to_detached, scoped_session
+from sqlalchemy.orm import DeclarativeBase, Mapper, Session, scoped_session
 from sqlalchemy.orm import registry as sa_registry
 
 from bunbase import tenancy
+
+log = structlog.get_logger("bunbase.db")
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -94,6 +97,12 @@ def begin_write(session: DBSession) -> None:
             session.connection()
 
 
+#: SQLite: write transactions a process commits between two checkpoints (see `_checkpoint`)
+CHECKPOINT_EVERY = 100
+#: SQLite: WAL frames (pages) past which a checkpoint is made holding the write lock
+WAL_LIMIT = 10_000
+
+
 def configure_engine(engine: Engine) -> None:
     if engine.dialect.name != "sqlite":
         return
@@ -109,6 +118,7 @@ def configure_engine(engine: Engine) -> None:
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA busy_timeout=30000")
         cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA wal_autocheckpoint=0")  # see `_checkpoint`
         cur.close()
 
     # Writers queue on an OS file lock before BEGIN IMMEDIATE: a waiter wakes the moment the
@@ -237,10 +247,41 @@ def configure_engine(engine: Engine) -> None:
     do_commit, do_rollback = dialect.do_commit, dialect.do_rollback
 
     def _commit(dbapi_conn: Any) -> None:
+        raw = _raw(dbapi_conn)
+        wrote = id(raw) in writing
         try:
             do_commit(dbapi_conn)
         finally:
             _release(dbapi_conn)
+        if wrote:
+            _checkpoint(raw)
+
+    # Checkpoints (the WAL's pages copied back into the database file, with an fsync of
+    # each) run outside the write lock. SQLite's own automatic checkpoint runs inside the
+    # COMMIT of whichever transaction crosses the WAL's limit, so every other writer would
+    # wait for its fsyncs; here it is switched off (`wal_autocheckpoint=0`) and, after
+    # every CHECKPOINT_EVERY write transactions of this process, the connection that just
+    # committed runs a PASSIVE one, which never waits for or blocks a writer. The WAL file
+    # starts again from the top only once a checkpoint has copied all of it before the
+    # next write begins, which a stream of writes may not allow: past WAL_LIMIT frames the
+    # checkpoint is made holding the write lock, so it does.
+    since = [0]  # write transactions committed by this process since its last checkpoint
+
+    def _checkpoint(raw: Any) -> None:
+        since[0] += 1
+        if since[0] < CHECKPOINT_EVERY:
+            return
+        since[0] = 0
+        try:
+            _busy, frames, _copied = raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            if frames >= WAL_LIMIT:
+                _lock(raw)
+                try:
+                    raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                finally:
+                    _release(raw)
+        except engine.dialect.loaded_dbapi.Error as exc:  # the next one tries again
+            log.warning("sqlite checkpoint failed", error=str(exc))
 
     def _rollback(dbapi_conn: Any) -> None:
         try:
@@ -465,21 +506,31 @@ def insert_new(session: DBSession) -> int:
         row = {col: v for attr, col in shape.columns if (v := values.get(attr)) is not None}
         rows.append((shape.table, row))
     rows.extend(session.info.pop(_APPENDS, None) or ())
-    # the objects are made persistent first: on SQLite the INSERTs below hold the write
-    # lock, and nothing that does not need it should run while it is held
-    objs = [state.obj() for state, _ in todo]
+    # the objects are made persistent first, as the flush does once its INSERTs are out
+    # (and recorded in the transaction, so a rollback takes them out of the session): on
+    # SQLite the INSERTs below hold the write lock, and nothing that does not need it
+    # should run while it is held
+    conn = session.connection()
+    states = {state for state, _ in todo}
+    objs = [state.obj() for state in states]
+    _register_persistent(session, states)
     try:
-        for obj in objs:
-            session.expunge(obj)
-            make_transient_to_detached(obj)
-            session.add(obj)
-        insert_rows(session.connection(), rows)
+        insert_rows(conn, rows)
     except BaseException:
         for obj in objs:  # not written: out of the session, as a rollback leaves new objects
             if obj in session:
                 session.expunge(obj)
         raise
     return len(todo)
+
+
+def _register_persistent(session: DBSession, states: set[Any]) -> None:
+    """Pending objects become persistent: the unit of work's own last step of a flush
+    (SQLAlchemy's `Session._register_persistent`: identity keys, the identity map,
+    committed attribute state, the transaction's record of new objects, the
+    pending_to_persistent event)."""
+    target = session() if isinstance(session, scoped_session) else session
+    target._register_persistent(states)
 
 
 _order: dict[Any, int] = {}

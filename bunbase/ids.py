@@ -13,18 +13,15 @@ import time
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
-def _b32(value: int, length: int) -> str:
-    out = []
-    for _ in range(length):
-        out.append(_ALPHABET[value & 31])
-        value >>= 5
-    return "".join(reversed(out))
+#: every pair of Crockford base32 digits, indexed by the 10 bits it encodes
+_PAIRS = tuple(a + b for a in _ALPHABET for b in _ALPHABET)
+#: the 130 bits of an id (50 of milliseconds, 80 random), 10 at a time, most significant first
+_SHIFTS = tuple(range(120, -1, -10))
 
 
 def new_id(prefix: str) -> str:
-    millis = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
-    return f"{prefix}_{_b32(millis, 10)}{_b32(rand, 16)}"
+    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
+    return prefix + "_" + "".join([_PAIRS[(value >> shift) & 1023] for shift in _SHIFTS])
 
 
 def new_trace_id() -> str:

@@ -92,6 +92,19 @@ def test_new_plain_rows_are_inserted_at_commit_and_end_up_persistent(app, tenant
     assert count(app, AuditEntry, AuditEntry.action == "test.with-rows") == 1
 
 
+def test_rows_written_by_insert_new_leave_the_session_on_rollback_as_flushed_rows_do(app, tenant_a):
+    with app.app_context(), tenant_scope(tenant_a.id):
+        made = ticket(tenant_a.id, "rolled back")
+        db.session.add(made)
+        assert insert_new(db.session) == 1
+        made_id = made.id
+        assert db.session.get(Ticket, made_id) is made  # in the identity map, as after a flush
+        db.session.rollback()
+        assert made not in db.session and inspect(made).transient  # as the flush's rollback leaves it
+        assert db.session.get(Ticket, made_id) is None
+        db.session.remove()
+
+
 def test_with_a_changed_row_in_the_session_the_flush_writes_everything(app, tenant_a):
     with app.app_context(), tenant_scope(tenant_a.id):
         old = ticket(tenant_a.id, "old subject")
@@ -186,6 +199,74 @@ def test_begin_write_before_any_read_also_waits_for_the_next_statement(app, tena
         db.session.scalar(select(func.count()).select_from(Ticket))
         assert not lock_is_free(lock_path)
         db.session.rollback()
+        db.session.remove()
+
+
+def in_database_file(path: str, ticket_id: str) -> bool:
+    """Whether the ticket is in the database file itself, leaving out the WAL: it is once a
+    checkpoint has copied it there."""
+    import sqlite3
+
+    conn = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
+    try:
+        return conn.execute("SELECT 1 FROM support_tickets WHERE id = ?", (ticket_id,)).fetchone() is not None
+    finally:
+        conn.close()
+
+
+@contextmanager
+def watching_checkpoints(lock_path: str) -> Iterator[list[bool]]:
+    """Each checkpoint the session's connection runs: whether the write lock was free then."""
+    raw = db.session.connection().connection.dbapi_connection
+    seen: list[bool] = []
+    raw.set_trace_callback(lambda sql: seen.append(lock_is_free(lock_path)) if "wal_checkpoint" in sql else None)
+    try:
+        yield seen
+    finally:
+        raw.set_trace_callback(None)
+
+
+def create_ticket(tenant_id: str, subject: str) -> str:
+    made = ticket(tenant_id, subject)
+    db.session.add(made)
+    db.session.commit()
+    return made.id
+
+
+def test_no_checkpoint_runs_inside_a_commit(app, lock_path):
+    with app.app_context():
+        raw = db.session.connection().connection.dbapi_connection
+        assert raw.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0  # SQLite's own: off
+        db.session.remove()
+
+
+def test_a_checkpoint_runs_after_the_commit_once_the_write_lock_is_free(app, tenant_a, lock_path,
+                                                                          monkeypatch):
+    import bunbase.db as bunbase_db
+
+    monkeypatch.setattr(bunbase_db, "CHECKPOINT_EVERY", 1)
+    database = lock_path.removesuffix(".writelock")
+    with app.app_context(), tenant_scope(tenant_a.id), watching_checkpoints(lock_path) as seen:
+        made = create_ticket(tenant_a.id, "checkpointed")
+        assert seen == [True]  # one, with the lock let go: other writers never wait for it
+        assert in_database_file(database, made)  # copied from the WAL into the file
+    with app.app_context():
+        db.session.remove()
+
+
+def test_past_the_wal_limit_the_checkpoint_is_made_holding_the_write_lock(app, tenant_a, lock_path,
+                                                                            monkeypatch):
+    import bunbase.db as bunbase_db
+
+    monkeypatch.setattr(bunbase_db, "CHECKPOINT_EVERY", 1)
+    monkeypatch.setattr(bunbase_db, "WAL_LIMIT", 1)
+    with app.app_context(), tenant_scope(tenant_a.id):
+        with watching_checkpoints(lock_path) as seen:
+            create_ticket(tenant_a.id, "a WAL past its limit")
+        # the first, without the lock, finds the WAL past the limit; the second holds the lock,
+        # so no writer adds to the WAL before the next write transaction starts it again
+        assert seen == [True, False]
+        assert lock_is_free(lock_path)
         db.session.remove()
 
 
