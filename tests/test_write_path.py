@@ -219,7 +219,12 @@ def watching_checkpoints(lock_path: str) -> Iterator[list[bool]]:
     """Each checkpoint the session's connection runs: whether the write lock was free then."""
     raw = db.session.connection().connection.dbapi_connection
     seen: list[bool] = []
-    raw.set_trace_callback(lambda sql: seen.append(lock_is_free(lock_path)) if "wal_checkpoint" in sql else None)
+
+    def on_statement(sql: str) -> None:
+        if "wal_checkpoint" in sql:
+            seen.append(lock_is_free(lock_path))
+
+    raw.set_trace_callback(on_statement)
     try:
         yield seen
     finally:
