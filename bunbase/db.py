@@ -343,7 +343,26 @@ def write_appends(session: DBSession) -> int:
     if not rows:
         return 0
     insert_rows(session.connection(), rows)
+    _tell_row_watchers(session, rows)
     return len(rows)
+
+
+RowWatcher = Callable[[DBSession, frozenset[str]], None]
+_row_watchers: list[RowWatcher] = []
+
+
+def on_rows_written(fn: RowWatcher) -> RowWatcher:
+    """Have `fn(session, table_names)` called whenever `insert_new` or `append_row` writes
+    rows into those tables: they write without a flush, so flush events never see them."""
+    _row_watchers.append(fn)
+    return fn
+
+
+def _tell_row_watchers(session: DBSession, rows: list[tuple[Table, dict[str, Any]]]) -> None:
+    if _row_watchers:
+        names = frozenset(table.name for table, _ in rows)
+        for fn in _row_watchers:
+            fn(session, names)
 
 
 _inserts: dict[Table, Any] = {}
@@ -521,6 +540,7 @@ def insert_new(session: DBSession) -> int:
             if obj in session:
                 session.expunge(obj)
         raise
+    _tell_row_watchers(session, rows)
     return len(todo)
 
 

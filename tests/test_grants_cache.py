@@ -81,3 +81,25 @@ def test_a_savepoint_rolled_back_after_the_change_does_not_hide_it(app, client, 
         db.session.commit()
         db.session.remove()
     assert_failure(create(client, tenant_a), 403, "forbidden")
+
+
+def test_a_grant_written_without_a_flush_applies_at_the_next_call(app, client, tenant_a):
+    """`insert_new` writes new rows with no flush (so no flush event sees them): a watched
+    table among them still moves the grants on."""
+    from bunbase.db import insert_new
+    from bunbase.ids import new_id
+    from modules.rbac.models import RolePermission
+
+    with app.app_context(), tenant_scope(tenant_a.id):
+        viewer = viewer_role_id()
+        membership_of(tenant_a).role_id = viewer
+        db.session.commit()
+        db.session.remove()
+    assert_failure(create(client, tenant_a), 403, "forbidden")  # the viewer's grants, now kept
+    with app.app_context(), tenant_scope(tenant_a.id):
+        db.session.add(RolePermission(id=new_id("rpm"), tenant_id=tenant_a.id, role_id=viewer,
+                                      permission="ticket:create"))
+        assert insert_new(db.session) == 1  # written as the executor writes new rows
+        db.session.commit()
+        db.session.remove()
+    assert_success(create(client, tenant_a))

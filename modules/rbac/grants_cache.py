@@ -22,7 +22,7 @@ import structlog
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from bunbase.db import db
+from bunbase.db import DBSession, db, on_rows_written
 
 #: the tables whose rows decide a caller's grants in an org (an org's deletion cascades to
 #: its memberships in the database, without the ORM seeing them go)
@@ -94,6 +94,12 @@ def _watched(obj: Any) -> bool:
 @event.listens_for(Session, "after_flush")
 def _note_flush(session: Session, _ctx: Any) -> None:
     if any(_watched(o) for o in chain(session.new, session.dirty, session.deleted)):
+        session.info[_CHANGED] = True
+
+
+@on_rows_written
+def _note_rows(session: DBSession, tables: frozenset[str]) -> None:
+    if not tables.isdisjoint(WATCHED):
         session.info[_CHANGED] = True
 
 
