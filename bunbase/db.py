@@ -14,6 +14,7 @@ from typing import Any
 import structlog
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import JSON, DateTime, MetaData, Table, event, inspect
+from sqlalchemy.dialects.sqlite import DATETIME as SQLITE_DATETIME
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Mapper, Session, scoped_session
@@ -404,8 +405,7 @@ class _SqliteInsert:
     times the INSERT."""
 
     sql: str
-    keys: tuple[str, ...]
-    processors: tuple[Callable[[Any], Any] | None, ...]
+    pairs: tuple[tuple[str, Callable[[Any], Any] | None], ...]  # (key, bind processor), in order
 
     @classmethod
     def build(cls, dialect: Any, table: Table, keys: tuple[str, ...]) -> _SqliteInsert | None:
@@ -416,12 +416,29 @@ class _SqliteInsert:
         if not set(order) <= set(keys):
             return None
         cols = {c.key: c for c in table.columns}
-        procs = tuple(cols[k].type.dialect_impl(dialect).bind_processor(dialect) for k in order)
-        return cls(compiled.string, order, procs)
+        return cls(compiled.string, tuple((k, _bind_processor(cols[k].type, dialect)) for k in order))
 
-    def params(self, row: dict[str, Any]) -> tuple[Any, ...]:
-        pairs = zip(self.keys, self.processors, strict=True)
-        return tuple((p(row[k]) if p is not None else row[k]) for k, p in pairs)
+    def params(self, row: dict[str, Any]) -> list[Any]:
+        return [p(row[k]) if p is not None else row[k] for k, p in self.pairs]
+
+
+def _bind_processor(type_: Any, dialect: Any) -> Callable[[Any], Any] | None:
+    """The column type's bind processor; for SQLite's DATETIME in its default format, one
+    that writes the same text (`YYYY-MM-DD HH:MM:SS.ffffff`) with `datetime.isoformat`,
+    several times quicker, for naive datetimes (anything else goes to SQLAlchemy's)."""
+    impl = type_.dialect_impl(dialect)
+    process: Callable[[Any], Any] | None = impl.bind_processor(dialect)
+    if not isinstance(impl, SQLITE_DATETIME) or impl._storage_format != SQLITE_DATETIME._storage_format:
+        return process
+    slow = process
+    assert slow is not None
+
+    def datetime_text(value: Any) -> Any:
+        if type(value) is datetime and value.tzinfo is None:
+            return value.isoformat(" ", "microseconds")
+        return slow(value)
+
+    return datetime_text
 
 
 @event.listens_for(Session, "before_commit")

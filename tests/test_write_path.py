@@ -328,3 +328,20 @@ def test_a_new_row_whose_insert_fails_is_left_out_of_the_session(app, tenant_a):
         db.session.rollback()
         assert db.session.get(Ticket, first_id).subject == "first"
         db.session.remove()
+
+
+def test_the_quick_datetime_binding_writes_the_text_sqlalchemy_writes():
+    from datetime import UTC, date, datetime
+
+    from sqlalchemy import DateTime
+    from sqlalchemy.dialects import sqlite
+
+    from bunbase.db import _bind_processor
+
+    dialect = sqlite.dialect()
+    quick = _bind_processor(DateTime(), dialect)
+    ours = DateTime().dialect_impl(dialect).bind_processor(dialect)
+    assert quick is not None and ours is not None and quick is not ours
+    for value in (datetime(2026, 11, 24, 1, 2, 3, 4), datetime(2026, 1, 1), datetime(999, 12, 31, 23, 59, 59),
+                  datetime(2026, 5, 6, 7, 8, 9, 10, tzinfo=UTC), date(2026, 2, 3), None):
+        assert quick(value) == ours(value)
