@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from flask_sqlalchemy import SQLAlchemy
@@ -17,12 +17,13 @@ from sqlalchemy import JSON, DateTime, MetaData, Table, event, inspect
 from sqlalchemy.dialects.sqlite import DATETIME as SQLITE_DATETIME
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import DeclarativeBase, Mapper, Session, scoped_session
+from sqlalchemy.orm import DeclarativeBase, Mapper, Session, make_transient_to_detached, scoped_session
 from sqlalchemy.orm import registry as sa_registry
 
 from bunbase import tenancy
 
 log = structlog.get_logger("bunbase.db")
+M = TypeVar("M")
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -99,9 +100,9 @@ def begin_write(session: DBSession) -> None:
 
 
 #: SQLite: write transactions a process commits between two checkpoints (see `_checkpoint`)
-CHECKPOINT_EVERY = 100
+CHECKPOINT_EVERY = int(os.environ.get("BB_CE", "100"))
 #: SQLite: WAL frames (pages) past which a checkpoint is made holding the write lock
-WAL_LIMIT = 10_000
+WAL_LIMIT = int(os.environ.get("BB_WL", "10000"))
 
 
 def configure_engine(engine: Engine) -> None:
@@ -120,6 +121,8 @@ def configure_engine(engine: Engine) -> None:
         cur.execute("PRAGMA busy_timeout=30000")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA wal_autocheckpoint=0")  # see `_checkpoint`
+        if os.environ.get("BB_MMAP"):
+            cur.execute("PRAGMA mmap_size=" + os.environ["BB_MMAP"])
         cur.close()
 
     # Writers queue on an OS file lock before BEGIN IMMEDIATE: a waiter wakes the moment the
@@ -511,6 +514,74 @@ def _shape(mapper: Mapper[Any]) -> _Shape | None:
         )
     _shapes[mapper] = shape
     return shape
+
+
+_defaults: dict[Mapper[Any], tuple[tuple[str, Callable[[], Any]], ...] | None] = {}
+
+
+def _python_defaults(mapper: Mapper[Any]) -> tuple[tuple[str, Callable[[], Any]], ...] | None:
+    """(attribute key, maker) for each column with a Python-side default; None if one of
+    them needs the statement's execution context (only the flush can give it that)."""
+    if mapper in _defaults:
+        return _defaults[mapper]
+    found: list[tuple[str, Callable[[], Any]]] | None = []
+    for prop in mapper.column_attrs:
+        default = prop.columns[0].default
+        if default is None or found is None:
+            continue
+        arg: Any = getattr(default, "arg", None)
+        if default.is_scalar:
+            found.append((prop.key, _constant(arg)))
+        elif default.is_callable and hasattr(arg, "__wrapped__"):
+            # a callable of no arguments, which SQLAlchemy wrapped to take the context
+            found.append((prop.key, _called(arg)))
+        else:
+            found = None
+    result = tuple(found) if found is not None else None
+    _defaults[mapper] = result
+    return result
+
+
+def _constant(value: Any) -> Callable[[], Any]:
+    return lambda: value
+
+
+def _called(make: Callable[[Any], Any]) -> Callable[[], Any]:
+    return lambda: make(None)
+
+
+def insert(session: DBSession, model: type[M], **values: Any) -> M:
+    """Insert one row of a plain mapped class, as the handbook's `ctx.db.tickets.insert({...})`
+    does: the row is queued in the session's transaction (`append_row`), so it is written with
+    the transaction's next statement or at its commit and goes with a rollback, and no ORM
+    object goes through the unit of work. As the flush would, it fills in the columns'
+    Python-side defaults and gives a tenant-owned row the tenant in scope (one of another
+    tenant is refused). Returns the row as an object detached from the session: read it;
+    to change it, load it. A class with relationships, a version counter, insert events or a
+    default that needs the statement (see `_shape`) is refused: add an object to the session.
+    """
+    mapper: Mapper[Any] = inspect(model)
+    shape = _shape(mapper)
+    defaults = _python_defaults(mapper)
+    if shape is None or defaults is None:
+        raise TypeError(f"{model.__name__} is not a plain row: add an object to the session instead")
+    columns = dict(shape.columns)
+    unknown = values.keys() - columns.keys()
+    if unknown:
+        raise TypeError(f"{model.__name__} has no column {', '.join(sorted(unknown))}")
+    for key, make in defaults:
+        if values.get(key) is None:
+            values[key] = make()
+    if issubclass(model, tenancy.TenantScoped):
+        values["tenant_id"] = tenancy.tenant_for_new(values.get("tenant_id"), model.__name__)
+    missing = [k for k in shape.primary_key if values.get(k) is None]
+    if missing:
+        raise TypeError(f"{model.__name__}: no value for its primary key {', '.join(missing)}")
+    append_row(session, shape.table, {columns[k]: v for k, v in values.items() if v is not None})
+    obj: M = mapper.class_manager.new_instance()
+    obj.__dict__.update(values)  # the instance's state dict, as a load fills it
+    make_transient_to_detached(obj)  # the row's identity, no history: "loaded"
+    return obj
 
 
 def insert_new(session: DBSession) -> int:

@@ -80,6 +80,19 @@ def _touches_scoped(state: Any) -> bool:
     return any(issubclass(mapper.class_, TenantScoped) for mapper in state.all_mappers)
 
 
+def tenant_for_new(tenant_id: str | None, what: str) -> str:
+    """The tenant of a new tenant-owned row given `tenant_id` (None: the one in scope),
+    refusing another tenant's, as `check_new` does for objects."""
+    current = _current_tenant.get()
+    if tenant_id is None:
+        if current is None:
+            raise TenantRequired(f"new {what} has no tenant")
+        return current
+    if current is not None and tenant_id != current and not _unscoped.get():
+        raise TenantRequired(f"new {what} belongs to another tenant")
+    return tenant_id
+
+
 def check_new(objects: Iterable[Any]) -> None:
     """New tenant-owned rows get the current tenant; one of another tenant is refused."""
     tenant_id = _current_tenant.get()

@@ -345,3 +345,44 @@ def test_the_quick_datetime_binding_writes_the_text_sqlalchemy_writes():
     for value in (datetime(2026, 11, 24, 1, 2, 3, 4), datetime(2026, 1, 1), datetime(999, 12, 31, 23, 59, 59),
                   datetime(2026, 5, 6, 7, 8, 9, 10, tzinfo=UTC), date(2026, 2, 3), None):
         assert quick(value) == ours(value)
+
+
+# -- insert(): one plain row, as the handbook's ctx.db.<table>.insert({...}) -----------------
+def test_insert_queues_the_row_with_its_defaults_and_tenant_and_returns_it_detached(app, tenant_a):
+    from bunbase.db import insert
+
+    with app.app_context(), tenant_scope(tenant_a.id):
+        made = insert(db.session, Ticket, org_id="org_x", subject="inserted", body="a body of ten",
+                      priority="low")
+        assert made.id.startswith("tkt_") and made.status == "open"  # the columns' defaults
+        assert made.tenant_id == tenant_a.id and made.created_at is not None
+        assert made not in db.session and inspect(made).detached  # the row, not a unit-of-work object
+        loaded = db.session.get(Ticket, made.id)  # the next statement writes it first
+        assert loaded is not None and loaded.subject == "inserted" and loaded is not made
+        db.session.rollback()
+        assert db.session.get(Ticket, made.id) is None  # it goes with the transaction
+        kept = insert(db.session, Ticket, id=new_id("tkt"), org_id="org_x", subject="kept",
+                      body="a body of ten", priority="high", created_at=clock.now())
+        db.session.commit()
+        db.session.remove()
+    assert [t.subject for t in rows(app, Ticket) if t.id == kept.id] == ["kept"]
+
+
+def test_insert_refuses_what_the_flush_would_refuse_or_it_cannot_write(app, tenant_a, tenant_b):
+    from bunbase.db import insert
+    from bunbase.tenancy import TenantRequired
+    from modules.rbac.models import Membership
+
+    with app.app_context(), tenant_scope(tenant_a.id):
+        with pytest.raises(TenantRequired):
+            insert(db.session, Ticket, tenant_id=tenant_b.id, org_id="o", subject="theirs",
+                   body="a body of ten", priority="low")
+        with pytest.raises(TypeError, match="no column colour"):
+            insert(db.session, Ticket, org_id="o", subject="s", body="b", priority="low", colour="red")
+        with pytest.raises(TypeError, match="not a plain row"):
+            insert(db.session, Membership, org_id="o", principal_id="u", role_id="r")
+        db.session.commit()  # nothing was queued by the refused calls
+        db.session.remove()
+    assert not [t for t in rows(app, Ticket) if t.subject in ("theirs", "s")]
+    with app.app_context(), pytest.raises(TenantRequired):  # no tenant in scope at all
+        insert(db.session, Ticket, org_id="o", subject="nobody's", body="a body of ten", priority="low")

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from bunbase import Context, Contract, NotFound, events, hooks, mail
 from bunbase.context import Actor, TenantRef
-from bunbase.db import db
+from bunbase.db import db, insert
 from bunbase.ids import new_id, new_trace_id
 from bunbase.models import User
 from bunbase.seed import SeededTenant
@@ -21,9 +21,12 @@ STATUSES = ("open", "pending", "closed")
 
 
 def create_ticket(ctx: Context, *, org_id: str, subject: str, body: str, priority: str) -> Ticket:
-    ticket = Ticket(
-        id=new_id("tkt"),  # ids are made here, so no flush is needed before the audit entry
-        tenant_id=ctx.tenant.id,
+    # a new row and nothing else to it: inserted as the row it is, without the unit of work
+    # (the id is made here, so the audit entry below can name it)
+    ticket = insert(
+        ctx.db,
+        Ticket,
+        id=new_id("tkt"),
         org_id=org_id,
         subject=subject,
         body=body,
@@ -32,7 +35,6 @@ def create_ticket(ctx: Context, *, org_id: str, subject: str, body: str, priorit
         created_by=ctx.actor.id,
         created_at=ctx.now(),
     )
-    ctx.db.add(ticket)
     ctx.audit.record(
         target_type="ticket",
         target_id=ticket.id,
