@@ -78,6 +78,9 @@ def main() -> int:
                 if args.scenario and sc.key not in args.scenario:
                     continue
                 profile(client, sc, args)
+            from bunbase.outbox import courier
+
+            courier.settle()  # what is still lingering goes out while the Redis is up
     except BenchError as err:
         print(f"profile: FAILED: {err}", file=sys.stderr)
         return 2

@@ -100,9 +100,9 @@ def begin_write(session: DBSession) -> None:
 
 
 #: SQLite: write transactions a process commits between two checkpoints (see `_checkpoint`)
-CHECKPOINT_EVERY = int(os.environ.get("BB_CE", "100"))
+CHECKPOINT_EVERY = 100
 #: SQLite: WAL frames (pages) past which a checkpoint is made holding the write lock
-WAL_LIMIT = int(os.environ.get("BB_WL", "10000"))
+WAL_LIMIT = 10_000
 
 
 def configure_engine(engine: Engine) -> None:
@@ -121,8 +121,6 @@ def configure_engine(engine: Engine) -> None:
         cur.execute("PRAGMA busy_timeout=30000")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA wal_autocheckpoint=0")  # see `_checkpoint`
-        if os.environ.get("BB_MMAP"):
-            cur.execute("PRAGMA mmap_size=" + os.environ["BB_MMAP"])
         cur.close()
 
     # Writers queue on an OS file lock before BEGIN IMMEDIATE: a waiter wakes the moment the
