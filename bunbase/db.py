@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import inspect as pyinspect
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -103,6 +104,8 @@ def begin_write(session: DBSession) -> None:
 CHECKPOINT_EVERY = 100
 #: SQLite: WAL frames (pages) past which a checkpoint is made holding the write lock
 WAL_LIMIT = 10_000
+#: SQLite: WAL frames past which SQLite's own checkpoint runs (inside a COMMIT): a backstop
+WAL_BACKSTOP = 4 * WAL_LIMIT
 
 
 def configure_engine(engine: Engine) -> None:
@@ -120,7 +123,7 @@ def configure_engine(engine: Engine) -> None:
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA busy_timeout=30000")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA wal_autocheckpoint=0")  # see `_checkpoint`
+        cur.execute(f"PRAGMA wal_autocheckpoint={WAL_BACKSTOP}")  # see `_checkpoint`
         cur.close()
 
     # Writers queue on an OS file lock before BEGIN IMMEDIATE: a waiter wakes the moment the
@@ -261,12 +264,15 @@ def configure_engine(engine: Engine) -> None:
     # Checkpoints (the WAL's pages copied back into the database file, with an fsync of
     # each) run outside the write lock. SQLite's own automatic checkpoint runs inside the
     # COMMIT of whichever transaction crosses the WAL's limit, so every other writer would
-    # wait for its fsyncs; here it is switched off (`wal_autocheckpoint=0`) and, after
+    # wait for its fsyncs; here it only runs far past the WAL's usual size (WAL_BACKSTOP,
+    # for processes that write too little to reach a checkpoint of their own) and, after
     # every CHECKPOINT_EVERY write transactions of this process, the connection that just
     # committed runs a PASSIVE one, which never waits for or blocks a writer. The WAL file
     # starts again from the top only once a checkpoint has copied all of it before the
     # next write begins, which a stream of writes may not allow: past WAL_LIMIT frames the
-    # checkpoint is made holding the write lock, so it does.
+    # checkpoint is made holding the write lock, so it does. The COMMIT is done by then:
+    # nothing a checkpoint raises may make it look failed (the caller would undo, retry or
+    # report what is already committed), so it is logged, and the next one tries again.
     since = [0]  # write transactions committed by this process since its last checkpoint
 
     def _checkpoint(raw: Any) -> None:
@@ -282,8 +288,8 @@ def configure_engine(engine: Engine) -> None:
                     raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                 finally:
                     _release(raw)
-        except engine.dialect.loaded_dbapi.Error as exc:  # the next one tries again
-            log.warning("sqlite checkpoint failed", error=str(exc))
+        except Exception as exc:  # noqa: BLE001 - see above
+            log.warning("sqlite checkpoint failed", error=repr(exc))
 
     def _rollback(dbapi_conn: Any) -> None:
         try:
@@ -463,6 +469,7 @@ def _appends_before_savepoint(session: Session, transaction: Any) -> None:
         conn = transaction.parent._connection_for_bind(session.get_bind(), None)
         del session.info[_APPENDS]
         insert_rows(conn, rows)
+        _tell_row_watchers(session, rows)
 
 
 @event.listens_for(Session, "after_soft_rollback")
@@ -530,7 +537,7 @@ def _python_defaults(mapper: Mapper[Any]) -> tuple[tuple[str, Callable[[], Any]]
         arg: Any = getattr(default, "arg", None)
         if default.is_scalar:
             found.append((prop.key, _constant(arg)))
-        elif default.is_callable and hasattr(arg, "__wrapped__"):
+        elif default.is_callable and _takes_nothing(getattr(arg, "__wrapped__", None)):
             # a callable of no arguments, which SQLAlchemy wrapped to take the context
             found.append((prop.key, _called(arg)))
         else:
@@ -538,6 +545,16 @@ def _python_defaults(mapper: Mapper[Any]) -> tuple[tuple[str, Callable[[], Any]]
     result = tuple(found) if found is not None else None
     _defaults[mapper] = result
     return result
+
+
+def _takes_nothing(fn: Any) -> bool:
+    if not callable(fn):
+        return False
+    try:
+        params = pyinspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return all(p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in params)
 
 
 def _constant(value: Any) -> Callable[[], Any]:
@@ -548,36 +565,78 @@ def _called(make: Callable[[Any], Any]) -> Callable[[], Any]:
     return lambda: make(None)
 
 
+@dataclass(frozen=True)
+class _InsertPlan:
+    """What `insert` needs of a mapped class, worked out once."""
+
+    table: Table
+    columns: dict[str, str]  # attribute key -> column key
+    primary_key: tuple[str, ...]
+    defaults: tuple[tuple[str, Callable[[], Any]], ...]
+    nulls: tuple[str, ...]  # attributes whose column is NULL when not given (no server default)
+
+
+_plans: dict[Mapper[Any], _InsertPlan | None] = {}
+
+
+def _insert_plan(mapper: Mapper[Any]) -> _InsertPlan | None:
+    """None for a class `insert` leaves to the unit of work: not a plain row (`_shape`), a
+    default that needs the statement, or a foreign key from or to its table (the flush
+    orders such rows with the rows they refer to; appended rows go first or last)."""
+    if mapper in _plans:
+        return _plans[mapper]
+    shape = _shape(mapper)
+    defaults = _python_defaults(mapper)
+    plan = None
+    if shape is not None and defaults is not None:
+        table = shape.table
+        referred = table.foreign_keys or any(
+            fk.column.table is table for other in Base.metadata.tables.values() for fk in other.foreign_keys
+        )
+        if not referred:
+            plan = _InsertPlan(
+                table,
+                dict(shape.columns),
+                shape.primary_key,
+                defaults,
+                tuple(attr for attr, col in shape.columns if table.c[col].server_default is None),
+            )
+    _plans[mapper] = plan
+    return plan
+
+
 def insert(session: DBSession, model: type[M], **values: Any) -> M:
     """Insert one row of a plain mapped class, as the handbook's `ctx.db.tickets.insert({...})`
     does: the row is queued in the session's transaction (`append_row`), so it is written with
     the transaction's next statement or at its commit and goes with a rollback, and no ORM
     object goes through the unit of work. As the flush would, it fills in the columns'
-    Python-side defaults and gives a tenant-owned row the tenant in scope (one of another
-    tenant is refused). Returns the row as an object detached from the session: read it;
-    to change it, load it. A class with relationships, a version counter, insert events or a
-    default that needs the statement (see `_shape`) is refused: add an object to the session.
+    Python-side defaults (for columns not given or given None) and gives a tenant-owned row
+    the tenant in scope (one of another tenant is refused). Returns the row as an object
+    detached from the session: read it; to change it, load it. A class with relationships,
+    foreign keys, a version counter, insert events or a default that needs the statement is
+    refused (see `_insert_plan`): add an object to the session.
     """
-    mapper: Mapper[Any] = inspect(model)
-    shape = _shape(mapper)
-    defaults = _python_defaults(mapper)
-    if shape is None or defaults is None:
+    plan = _insert_plan(inspect(model))
+    if plan is None:
         raise TypeError(f"{model.__name__} is not a plain row: add an object to the session instead")
-    columns = dict(shape.columns)
-    unknown = values.keys() - columns.keys()
+    unknown = values.keys() - plan.columns.keys()
     if unknown:
         raise TypeError(f"{model.__name__} has no column {', '.join(sorted(unknown))}")
-    for key, make in defaults:
+    for key, make in plan.defaults:
         if values.get(key) is None:
             values[key] = make()
     if issubclass(model, tenancy.TenantScoped):
         values["tenant_id"] = tenancy.tenant_for_new(values.get("tenant_id"), model.__name__)
-    missing = [k for k in shape.primary_key if values.get(k) is None]
+    missing = [k for k in plan.primary_key if values.get(k) is None]
     if missing:
         raise TypeError(f"{model.__name__}: no value for its primary key {', '.join(missing)}")
-    append_row(session, shape.table, {columns[k]: v for k, v in values.items() if v is not None})
-    obj: M = mapper.class_manager.new_instance()
-    obj.__dict__.update(values)  # the instance's state dict, as a load fills it
+    columns = plan.columns
+    append_row(session, plan.table, {columns[k]: v for k, v in values.items() if v is not None})
+    obj: M = inspect(model).class_manager.new_instance()
+    state = obj.__dict__  # the instance's state dict, as a load fills it
+    for key in plan.nulls:  # what the row holds where nothing was given
+        state[key] = None
+    state.update(values)
     make_transient_to_detached(obj)  # the row's identity, no history: "loaded"
     return obj
 

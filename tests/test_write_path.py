@@ -238,11 +238,38 @@ def create_ticket(tenant_id: str, subject: str) -> str:
     return made.id
 
 
-def test_no_checkpoint_runs_inside_a_commit(app, lock_path):
+def test_sqlites_own_checkpoint_inside_commit_is_only_a_backstop_far_past_the_wal_limit(app, lock_path):
+    from bunbase.db import WAL_BACKSTOP, WAL_LIMIT
+
     with app.app_context():
         raw = db.session.connection().connection.dbapi_connection
-        assert raw.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0  # SQLite's own: off
+        assert raw.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == WAL_BACKSTOP > WAL_LIMIT
         db.session.remove()
+
+
+def test_a_checkpoint_that_fails_leaves_the_commit_done_and_the_lock_free(app, tenant_a, lock_path,
+                                                                          monkeypatch):
+    import bunbase.db as bunbase_db
+
+    monkeypatch.setattr(bunbase_db, "CHECKPOINT_EVERY", 1)
+    monkeypatch.setattr(bunbase_db, "WAL_LIMIT", 1)  # the second checkpoint takes the lock...
+    real_flock, failing = fcntl.flock, []
+
+    def flock(fd: int, op: int) -> None:
+        if failing and op == fcntl.LOCK_EX:
+            raise OSError(37, "No locks available")  # ...and taking it fails
+        real_flock(fd, op)
+
+    monkeypatch.setattr(bunbase_db.fcntl, "flock", flock)
+    with app.app_context(), tenant_scope(tenant_a.id):
+        raw = db.session.connection().connection.dbapi_connection
+        raw.set_trace_callback(lambda sql: failing.append(1) if "wal_checkpoint" in sql else None)
+        made = create_ticket(tenant_a.id, "committed all the same")  # no exception: it is committed
+        raw.set_trace_callback(None)
+        assert failing  # the checkpoint ran and its lock failed
+        db.session.remove()
+    assert lock_is_free(lock_path)
+    assert [t.subject for t in rows(app, Ticket) if t.id == made] == ["committed all the same"]
 
 
 def test_a_checkpoint_runs_after_the_commit_once_the_write_lock_is_free(app, tenant_a, lock_path,
@@ -356,6 +383,7 @@ def test_insert_queues_the_row_with_its_defaults_and_tenant_and_returns_it_detac
                       priority="low")
         assert made.id.startswith("tkt_") and made.status == "open"  # the columns' defaults
         assert made.tenant_id == tenant_a.id and made.created_at is not None
+        assert made.created_by is None  # not given: NULL in the row, and in the object
         assert made not in db.session and inspect(made).detached  # the row, not a unit-of-work object
         loaded = db.session.get(Ticket, made.id)  # the next statement writes it first
         assert loaded is not None and loaded.subject == "inserted" and loaded is not made
@@ -371,7 +399,7 @@ def test_insert_queues_the_row_with_its_defaults_and_tenant_and_returns_it_detac
 def test_insert_refuses_what_the_flush_would_refuse_or_it_cannot_write(app, tenant_a, tenant_b):
     from bunbase.db import insert
     from bunbase.tenancy import TenantRequired
-    from modules.rbac.models import Membership
+    from modules.rbac.models import Membership, RolePermission
 
     with app.app_context(), tenant_scope(tenant_a.id):
         with pytest.raises(TenantRequired):
@@ -381,8 +409,27 @@ def test_insert_refuses_what_the_flush_would_refuse_or_it_cannot_write(app, tena
             insert(db.session, Ticket, org_id="o", subject="s", body="b", priority="low", colour="red")
         with pytest.raises(TypeError, match="not a plain row"):
             insert(db.session, Membership, org_id="o", principal_id="u", role_id="r")
+        with pytest.raises(TypeError, match="not a plain row"):  # a foreign key: the flush orders it
+            insert(db.session, RolePermission, role_id="r", permission="ticket:read")
         db.session.commit()  # nothing was queued by the refused calls
         db.session.remove()
     assert not [t for t in rows(app, Ticket) if t.subject in ("theirs", "s")]
     with app.app_context(), pytest.raises(TenantRequired):  # no tenant in scope at all
         insert(db.session, Ticket, org_id="o", subject="nobody's", body="a body of ten", priority="low")
+
+
+def test_rows_written_before_a_savepoint_are_told_to_the_row_watchers(app, tenant_a):
+    from bunbase import db as bunbase_db
+
+    told: list[frozenset[str]] = []
+    bunbase_db.on_rows_written(lambda _session, tables: told.append(tables))
+    try:
+        with app.app_context(), tenant_scope(tenant_a.id):
+            append_row(db.session, AUDIT, audit_row(tenant_a.id, "test.before-savepoint"))
+            with db.session.begin_nested():
+                db.session.connection()  # the SAVEPOINT: the queued row is written before it
+            assert told == [frozenset({"audit_entries"})]
+            db.session.rollback()
+            db.session.remove()
+    finally:
+        bunbase_db._row_watchers.pop()
