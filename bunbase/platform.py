@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from flask import Flask, Response, g, request
+from flask import Flask, Request, Response, g, request
+from flask.sessions import NullSession, SecureCookieSession, SecureCookieSessionInterface
 from flask_migrate import Migrate
 from werkzeug.exceptions import HTTPException
 
@@ -105,7 +106,38 @@ def init_app(app: Flask, settings: Settings | None = None) -> Platform:
     return platform
 
 
+API_PREFIX = "/v1/"
+
+
+def _no_session(*_args: Any, **_kwargs: Any) -> Any:
+    raise RuntimeError(
+        "The JSON API is stateless: requests under /v1/ have no cookie session "
+        "(they authenticate with a bearer token)"
+    )
+
+
+class ApiNullSession(NullSession):
+    """The session of a JSON API request: empty, and writing to it is an error."""
+
+    __setitem__ = __delitem__ = clear = pop = popitem = update = setdefault = _no_session
+
+
+class CookieSessions(SecureCookieSessionInterface):
+    """Studio's signed-cookie session. The JSON API (`/v1/...`) is stateless: its requests
+    authenticate with a bearer token, so none is opened for them (no cookie parsed, signed
+    or set, no `Vary: Cookie`)."""
+
+    null_session_class = ApiNullSession
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if request.path.startswith(API_PREFIX):
+            return self.make_null_session(app)
+        return super().open_session(app, request)
+
+
 def _install_request_hooks(app: Flask) -> None:
+    app.session_interface = CookieSessions()
+
     @app.before_request
     def _bind_trace() -> None:
         structlog.contextvars.clear_contextvars()
@@ -122,7 +154,7 @@ def _install_request_hooks(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http_error(err: HTTPException) -> Any:
-        if request.path.startswith("/v1/"):
+        if request.path.startswith(API_PREFIX):
             return api.handle_http_error(err)
         return err
 
