@@ -2,7 +2,7 @@
 
 Run from the repo root (``make bench`` runs exactly this)::
 
-    .venv/bin/python bench/api.py [--rounds 3] [--duration 4] [--warmup 2] [--connections 8]
+    .venv/bin/python bench/api.py [--rounds 5] [--duration 4] [--warmup 2] [--connections 8]
 
 One run sets everything up from nothing and tears it all down again:
 
@@ -577,7 +577,7 @@ def parse_args() -> argparse.Namespace:
                    help="warm-up seconds per scenario, before its first round (BENCH_WARMUP)")
     p.add_argument("--connections", type=int, default=env("BENCH_CONNECTIONS", 8))
     p.add_argument("--workers", type=int, default=env("BENCH_WORKERS", 2))
-    p.add_argument("--rounds", type=int, default=env("BENCH_ROUNDS", 3),
+    p.add_argument("--rounds", type=int, default=env("BENCH_ROUNDS", 5),
                    help="measure every scenario N times, interleaved a,b,c,d,a,b,...; "
                         "report medians (env BENCH_ROUNDS)")
     p.add_argument("--client", choices=("auto", "wrk", "python"),
