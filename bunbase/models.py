@@ -90,6 +90,9 @@ class ActionRun(TenantScoped, db.Model):  # type: ignore[name-defined,misc]
         Index("ix_action_runs_tenant_action_id", "tenant_id", "action_name", "id"),
     )
 
+    # no index of its own: the composite indexes above lead with it
+    tenant_id: Mapped[str] = mapped_column(String(40), nullable=False)
+
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     action_name: Mapped[str] = mapped_column(String(200), nullable=False)
     module_name: Mapped[str] = mapped_column(String(100), nullable=False)

@@ -92,6 +92,9 @@ class DecisionRecord(TenantScoped, db.Model):  # type: ignore[name-defined,misc]
     __tablename__ = "rbac_decisions"
     __table_args__ = (Index("ix_rbac_decisions_lookup", "tenant_id", "actor_id", "org_id", "permission"),)
 
+    # no index of its own: the lookup index above leads with it
+    tenant_id: Mapped[str] = mapped_column(String(40), nullable=False)
+
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     actor_type: Mapped[str] = mapped_column(String(20), nullable=False)
     actor_id: Mapped[str | None] = mapped_column(String(40))
