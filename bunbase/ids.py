@@ -25,7 +25,10 @@ def new_id(prefix: str) -> str:
 
 
 def new_trace_id() -> str:
-    return os.urandom(16).hex()
+    """32 hex digits (the W3C trace-id form): 12 of milliseconds since the epoch, then 80
+    random bits. Time first, as X-Ray's trace ids do, so the trace-id indexes of runs and
+    jobs grow at their end instead of touching a random page for every row."""
+    return f"{time.time_ns() // 1_000_000:012x}{os.urandom(10).hex()}"
 
 
 def id_for(prefix: str, tenant_id: str, name: str, key: str | None) -> str:

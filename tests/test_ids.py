@@ -33,3 +33,14 @@ def test_ids_sort_by_creation_time(monkeypatch):
     made = [ids.new_id("run") for _ in range(4)]
     assert made == sorted(made)
     assert len(set(made)) == 4
+
+
+def test_a_trace_id_is_32_hex_digits_time_first_then_randomness(monkeypatch):
+    millis = 1_795_000_000_123
+    monkeypatch.setattr(ids.time, "time_ns", lambda: millis * 1_000_000 + 999_999)
+    made = ids.new_trace_id()
+    assert re.fullmatch(r"[0-9a-f]{32}", made)
+    assert int(made[:12], 16) == millis
+    monkeypatch.undo()
+    later = [ids.new_trace_id() for _ in range(50)]
+    assert len(set(later)) == 50 and made < min(later)  # unique, and ordered by time
