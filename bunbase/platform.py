@@ -127,11 +127,9 @@ class CookieSessions(SecureCookieSessionInterface):
     authenticate with a bearer token, so none is opened for them (no cookie parsed, signed
     or set, no `Vary: Cookie`)."""
 
-    null_session_class = ApiNullSession
-
     def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
         if request.path.startswith(API_PREFIX):
-            return self.make_null_session(app)
+            return ApiNullSession()
         return super().open_session(app, request)
 
 
