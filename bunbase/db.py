@@ -521,18 +521,13 @@ def _shape(mapper: Mapper[Any]) -> _Shape | None:
     return shape
 
 
-_defaults: dict[Mapper[Any], tuple[tuple[str, Callable[[], Any]], ...] | None] = {}
-
-
 def _python_defaults(mapper: Mapper[Any]) -> tuple[tuple[str, Callable[[], Any]], ...] | None:
     """(attribute key, maker) for each column with a Python-side default; None if one of
     them needs the statement's execution context (only the flush can give it that)."""
-    if mapper in _defaults:
-        return _defaults[mapper]
-    found: list[tuple[str, Callable[[], Any]]] | None = []
+    found: list[tuple[str, Callable[[], Any]]] = []
     for prop in mapper.column_attrs:
         default = prop.columns[0].default
-        if default is None or found is None:
+        if default is None:
             continue
         arg: Any = getattr(default, "arg", None)
         if default.is_scalar:
@@ -541,10 +536,8 @@ def _python_defaults(mapper: Mapper[Any]) -> tuple[tuple[str, Callable[[], Any]]
             # a callable of no arguments, which SQLAlchemy wrapped to take the context
             found.append((prop.key, _called(arg)))
         else:
-            found = None
-    result = tuple(found) if found is not None else None
-    _defaults[mapper] = result
-    return result
+            return None
+    return tuple(found)
 
 
 def _takes_nothing(fn: Any) -> bool:
@@ -616,7 +609,8 @@ def insert(session: DBSession, model: type[M], **values: Any) -> M:
     foreign keys, a version counter, insert events or a default that needs the statement is
     refused (see `_insert_plan`): add an object to the session.
     """
-    plan = _insert_plan(inspect(model))
+    mapper: Mapper[Any] = inspect(model)
+    plan = _insert_plan(mapper)
     if plan is None:
         raise TypeError(f"{model.__name__} is not a plain row: add an object to the session instead")
     unknown = values.keys() - plan.columns.keys()
@@ -632,7 +626,7 @@ def insert(session: DBSession, model: type[M], **values: Any) -> M:
         raise TypeError(f"{model.__name__}: no value for its primary key {', '.join(missing)}")
     columns = plan.columns
     append_row(session, plan.table, {columns[k]: v for k, v in values.items() if v is not None})
-    obj: M = inspect(model).class_manager.new_instance()
+    obj: M = mapper.class_manager.new_instance()
     state = obj.__dict__  # the instance's state dict, as a load fills it
     for key in plan.nulls:  # what the row holds where nothing was given
         state[key] = None

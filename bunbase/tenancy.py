@@ -81,8 +81,8 @@ def _touches_scoped(state: Any) -> bool:
 
 
 def tenant_for_new(tenant_id: str | None, what: str) -> str:
-    """The tenant of a new tenant-owned row given `tenant_id` (None: the one in scope),
-    refusing another tenant's, as `check_new` does for objects."""
+    """The tenant of a new tenant-owned row given `tenant_id` (None: the one in scope);
+    one of another tenant is refused."""
     current = _current_tenant.get()
     if tenant_id is None:
         if current is None:
@@ -94,17 +94,12 @@ def tenant_for_new(tenant_id: str | None, what: str) -> str:
 
 
 def check_new(objects: Iterable[Any]) -> None:
-    """New tenant-owned rows get the current tenant; one of another tenant is refused."""
-    tenant_id = _current_tenant.get()
+    """New tenant-owned objects get the current tenant (`tenant_for_new`)."""
     for obj in objects:
-        if not isinstance(obj, TenantScoped):
-            continue
-        if obj.tenant_id is None:
-            if tenant_id is None:
-                raise TenantRequired(f"new {type(obj).__name__} has no tenant")
-            obj.tenant_id = tenant_id
-        elif tenant_id is not None and obj.tenant_id != tenant_id and not _unscoped.get():
-            raise TenantRequired(f"new {type(obj).__name__} belongs to another tenant")
+        if isinstance(obj, TenantScoped):
+            tenant_id = tenant_for_new(obj.tenant_id, type(obj).__name__)
+            if obj.tenant_id is None:
+                obj.tenant_id = tenant_id
 
 
 def install(session_cls: Any) -> None:

@@ -369,6 +369,7 @@ def test_the_quick_datetime_binding_writes_the_text_sqlalchemy_writes():
     quick = _bind_processor(DateTime(), dialect)
     ours = DateTime().dialect_impl(dialect).bind_processor(dialect)
     assert quick is not None and ours is not None and quick is not ours
+    assert quick.__name__ == "datetime_text"  # the quick one was chosen, not SQLAlchemy's
     for value in (datetime(2026, 11, 24, 1, 2, 3, 4), datetime(2026, 1, 1), datetime(999, 12, 31, 23, 59, 59),
                   datetime(2026, 5, 6, 7, 8, 9, 10, tzinfo=UTC), date(2026, 2, 3), None):
         assert quick(value) == ours(value)

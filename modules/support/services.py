@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from bunbase import Context, Contract, NotFound, events, hooks, mail
 from bunbase.context import Actor, TenantRef
 from bunbase.db import db, insert
-from bunbase.ids import new_id, new_trace_id
+from bunbase.ids import new_trace_id
 from bunbase.models import User
 from bunbase.seed import SeededTenant
 from bunbase.tenancy import set_tenant
@@ -22,11 +22,10 @@ STATUSES = ("open", "pending", "closed")
 
 def create_ticket(ctx: Context, *, org_id: str, subject: str, body: str, priority: str) -> Ticket:
     # a new row and nothing else to it: inserted as the row it is, without the unit of work
-    # (the id is made here, so the audit entry below can name it)
+    # (its id, from the column's default, is known at once, so the audit entry can name it)
     ticket = insert(
         ctx.db,
         Ticket,
-        id=new_id("tkt"),
         org_id=org_id,
         subject=subject,
         body=body,
