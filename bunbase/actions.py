@@ -19,6 +19,17 @@ Handler = Callable[[Any, "Context"], Any]
 
 #: input fields never stored in run records or logs
 REDACTED_FIELDS = frozenset({"password", "newPassword", "currentPassword", "token", "secret"})
+REDACTED = "[redacted]"
+
+
+def redact(value: Any, fields: frozenset[str]) -> Any:
+    """`value` with every entry whose key is in `fields` replaced by "[redacted]", at any
+    depth (run records, job payloads and results as shown over the API and in Studio)."""
+    if isinstance(value, dict):
+        return {k: (REDACTED if k in fields else redact(v, fields)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v, fields) for v in value]
+    return value
 
 
 @dataclass(eq=False)

@@ -31,6 +31,16 @@ class Settings(BaseSettings):
     smtp_url: str | None = Field(default=None, alias="SMTP_URL")
     mail_from: str = Field(default="Bunbase <no-reply@bunbase.local>", alias="MAIL_FROM")
     public_url: str = Field(default="http://127.0.0.1:5000", alias="BUNBASE_PUBLIC_URL")
+    #: Secure cookies and HSTS; by default on when the public URL is https
+    secure_cookies: bool | None = Field(default=None, alias="BUNBASE_SECURE_COOKIES")
+    #: largest request body read, in bytes (an action may declare a larger `max_body`)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, alias="BUNBASE_MAX_BODY_BYTES")
+
+    @property
+    def https(self) -> bool:
+        if self.secure_cookies is not None:
+            return self.secure_cookies
+        return self.public_url.lower().startswith("https://")
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import re
+import traceback
 from typing import Any
 
 from pydantic import ValidationError as PydanticValidationError
@@ -107,3 +110,56 @@ def failure_envelope(err: BunbaseError, trace_id: str) -> dict[str, Any]:
 
 def success_envelope(data: Any, run_id: str | None, trace_id: str) -> dict[str, Any]:
     return {"ok": True, "data": data, "run_id": run_id, "trace_id": trace_id}
+
+
+# -- failures shown to tenants ----------------------------------------------------------
+@functools.lru_cache(maxsize=1)
+def _server_roots() -> tuple[str, ...]:
+    import os
+    import sys
+    import sysconfig
+    import tempfile
+
+    from bunbase.config import ROOT
+
+    roots = {
+        str(ROOT),
+        sys.prefix,
+        sys.exec_prefix,
+        sys.base_prefix,
+        tempfile.gettempdir(),
+        os.path.expanduser("~"),
+    }
+    roots.update(p for p in sysconfig.get_paths().values() if p)
+    # longest first, so a site-packages folder wins over the prefix that contains it
+    return tuple(sorted((r.rstrip("/") for r in roots if r and r != "/"), key=len, reverse=True))
+
+
+#: absolute paths under the usual system folders, for what the roots above do not cover
+_SYSTEM_PATH = re.compile(
+    r"(?<![\w:/.])/(?:home|root|usr|var|opt|etc|tmp|srv|mnt|proc|work|app|data)/[^\s'\",:)]*"
+)
+
+
+def scrub_paths(text: str) -> str:
+    """`text` with the server's file paths taken out: a path under the project or a
+    library folder becomes relative to it, any other absolute system path `<path>`."""
+    for root in _server_roots():
+        text = text.replace(root + "/", "")
+    return _SYSTEM_PATH.sub("<path>", text)
+
+
+def describe_failure(exc: BaseException) -> str:
+    """One line for a failed job or step, as tenants see it: the exception's type and
+    message, with no server file paths."""
+    return scrub_paths(f"{type(exc).__name__}: {exc}")
+
+
+def format_failure(exc: BaseException, limit: int = 8000) -> str:
+    """A traceback that names frames by module-relative file (`modules/x/jobs.py:12 in f`)
+    instead of server paths, ending with `describe_failure`; at most `limit` characters."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    lines = ["Traceback (most recent call last):"]
+    lines += [f"  {scrub_paths(f.filename)}:{f.lineno} in {f.name}" for f in frames]
+    lines.append(describe_failure(exc))
+    return "\n".join(lines)[-limit:]

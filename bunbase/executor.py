@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
 from bunbase import idempotency
-from bunbase.actions import Action
+from bunbase.actions import Action, redact
 from bunbase.buffer import WriteBuffer
 from bunbase.clock import clock
 from bunbase.context import ANONYMOUS, Actor, Context, RequestInfo, TenantRef
@@ -216,7 +216,7 @@ def _log_lines(ctx: Context | None, run_id: str, tenant_id: str, trace_id: str) 
 
 
 def _redact(raw: Mapping[str, Any], fields: frozenset[str]) -> dict[str, Any]:
-    return {k: ("[redacted]" if k in fields else v) for k, v in dict(raw).items()}
+    return redact(dict(raw), fields)  # type: ignore[no-any-return]
 
 
 def _default_target(data: Any) -> dict[str, Any]:

@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import random
 import time
-import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -31,9 +30,10 @@ from rq.job import Job
 from sqlalchemy import bindparam, select, update
 
 from bunbase import redis_conn
+from bunbase.actions import REDACTED_FIELDS
 from bunbase.clock import clock, parse_duration
 from bunbase.db import db, write_intent
-from bunbase.errors import BunbaseError, ValidationFailed
+from bunbase.errors import BunbaseError, ValidationFailed, format_failure
 from bunbase.ids import id_for, new_trace_id
 from bunbase.outbox import Effect, courier, register_dispatcher
 from bunbase.runtime_models import JobRun
@@ -46,6 +46,8 @@ _jobs_t = JobRun.__table__
 log = structlog.get_logger("bunbase.jobs")
 
 QUEUES = ("high", "default", "low")
+#: jobs of the platform itself (mail, event delivery, workflow steps)
+PLATFORM_PREFIX = "bunbase."
 JobHandler = Callable[[Any, "Context"], Any]
 
 
@@ -65,6 +67,10 @@ class JobDef:
     backoff: float = 2.0
     max_backoff: float = 3600.0
     timeout: int = 300
+    #: tenants may enqueue it over the API and replay it with an edited payload
+    api: bool = False
+    #: payload and result keys shown as "[redacted]" over the API and in Studio
+    redact: frozenset[str] = REDACTED_FIELDS
 
 
 _jobs: dict[str, JobDef] = {}
@@ -81,16 +87,28 @@ def job(
     retries: int = 5,
     backoff: float = 2.0,
     timeout: int = 300,
+    api: bool = False,
+    redact: Sequence[str] = (),
 ) -> Callable[[JobHandler], JobDef]:
-    """Declare a job handler. `retries` counts attempts after the first."""
+    """Declare a job handler. `retries` counts attempts after the first.
+
+    With `api=True` a tenant administrator may enqueue the job over the API (`POST /v1/jobs`)
+    and replay it with an edited payload; otherwise only code enqueues it and a replay runs
+    the payload it had. Platform jobs (`bunbase.*`) can never be opened to the API. `redact`
+    adds payload and result keys hidden wherever jobs are shown (passwords, tokens and
+    secrets always are).
+    """
     if queue not in QUEUES:
         raise ValueError(f"job {name}: queue must be one of {QUEUES}")
+    if api and name.startswith(PLATFORM_PREFIX):
+        raise ValueError(f"job {name}: platform jobs ({PLATFORM_PREFIX}*) are never enqueueable over the API")
 
     def wrap(fn: JobHandler) -> JobDef:
         existing = _jobs.get(name)
         if existing is not None and existing.handler.__qualname__ != fn.__qualname__:
             raise ValueError(f"job {name!r} is defined twice")
-        definition = JobDef(name, fn, payload, queue, retries, backoff, timeout=timeout)
+        definition = JobDef(name, fn, payload, queue, retries, backoff, timeout=timeout, api=api,
+                            redact=REDACTED_FIELDS | frozenset(redact))
         _jobs[name] = definition
         return definition
 
@@ -532,7 +550,9 @@ def _finish(
 def _record_failure(
     job_id: str, definition: JobDef, attempt: int, started: datetime, t0: float, exc: BaseException
 ) -> None:
-    text = "".join(traceback.format_exception(exc))[-8000:]
+    # the row (shown to tenant admins) gets a traceback without server paths; the log gets all
+    text = format_failure(exc)
+    log.warning("job attempt failed", job_id=job_id, job=definition.name, attempt=attempt, exc_info=exc)
     with write_intent():
         row = _reload(job_id)
         if row.status not in {"queued", "discarded"} or row.attempts >= attempt:

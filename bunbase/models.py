@@ -194,3 +194,16 @@ class OutboxItem(TenantScoped, db.Model):  # type: ignore[name-defined,misc]
     attempts: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=_now, index=True, nullable=False)
+
+
+class SealedValue(TenantScoped, db.Model):  # type: ignore[name-defined,misc]
+    """A secret a job needs (a reset link, an invitation code), encrypted with a key derived
+    from SECRET_KEY. Job payloads carry only its id (`bunbase.sealed`)."""
+
+    __tablename__ = "sealed_values"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("sec"))
+    purpose: Mapped[str] = mapped_column(String(60), nullable=False)
+    ciphertext: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(default=_now, nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(index=True, nullable=False)

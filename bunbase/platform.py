@@ -22,6 +22,7 @@ from bunbase import (  # noqa: F401 - events, mail and workflows register their 
     mail,
     outbox,
     redis_conn,
+    security,
     workflows,
 )
 from bunbase.buffer import WriteBuffer
@@ -95,6 +96,7 @@ def init_app(app: Flask, settings: Settings | None = None) -> Platform:
     for _mod, blueprint in registry.public_blueprints:
         app.register_blueprint(blueprint)
     _install_request_hooks(app)
+    security.init_app(app, secure=settings.https)
     jobs.bind_app(app)
 
     from bunbase.cli import cli

@@ -1,6 +1,7 @@
 """The scheduler process: one active at a time (a Redis lease), the others stand by.
 
-Each tick it relays outbox rows a crash left behind and purges expired idempotency keys.
+Each tick it relays outbox rows a crash left behind; hourly it purges expired idempotency
+keys and sealed values.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from datetime import datetime, timedelta
 import structlog
 from flask import Flask, current_app
 
-from bunbase import events, hooks, idempotency, jobs, outbox, redis_conn, schedules, workflows
+from bunbase import events, hooks, idempotency, jobs, outbox, redis_conn, schedules, sealed, workflows
 from bunbase.clock import clock
 from bunbase.db import db
 from bunbase.tenancy import unscoped
@@ -93,6 +94,7 @@ def tick(last_purge: float) -> float:
     if time.monotonic() - last_purge >= PURGE_EVERY:
         with unscoped():
             idempotency.purge_expired(db.session)
+            sealed.purge_expired(db.session)
         return time.monotonic()
     return last_purge
 

@@ -38,7 +38,7 @@ from sqlalchemy.orm import scoped_session
 from bunbase import events, jobs
 from bunbase.clock import clock, parse_duration
 from bunbase.db import DBSession, db, write_intent
-from bunbase.errors import Conflict, NotFound, ValidationFailed
+from bunbase.errors import Conflict, NotFound, ValidationFailed, describe_failure
 from bunbase.ids import id_for, new_id
 from bunbase.runtime_models import EventRecord, WorkflowRun, WorkflowStep
 from bunbase.tenancy import current_tenant_id, tenant_scope, unscoped
@@ -428,7 +428,7 @@ def _fail_step(run_id: str, tenant_id: str, index: int, exc: BaseException | str
         run = db.session.get(WorkflowRun, run_id, with_for_update=True, populate_existing=True)
         assert run is not None
         row = _step_row(db.session, run, index, "step")
-        message = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
+        message = exc if isinstance(exc, str) else describe_failure(exc)
         row.status, row.error, row.finished_at = "failed", message[:4000], clock.now()
         if run.state in {"cancelled", "completed", "failed", "compensated"}:
             db.session.commit()  # an operator ended the run meanwhile: record the step only
@@ -544,7 +544,7 @@ def _fail_compensation(run_id: str, index: int, attempt: int, exc: BaseException
             db.session.rollback()
             return
         row = _step_row(db.session, run, index, "compensate")
-        message = f"{type(exc).__name__}: {exc}"
+        message = describe_failure(exc)
         row.status, row.attempts, row.error = "failed", attempt, message[:4000]
         row.started_at, row.finished_at = row.started_at or clock.now(), clock.now()
         cause = f"{run.error}; " if run.error else ""

@@ -29,14 +29,14 @@ SHOTS = os.environ.get("RUNTIME_SCREENSHOTS")
 FIXED: dict[str, bool] = {}
 
 
-@job("rte2e.fragile", retries=2)
+@job("rte2e.fragile", retries=2, api=True)
 def fragile(payload: dict[str, Any], ctx: Context) -> dict[str, Any]:
     if not FIXED.get("fragile"):
         raise PermanentError("the upstream API rejected the request (HTTP 422)")
     return {"delivered": payload.get("to")}
 
 
-@job("rte2e.noop")
+@job("rte2e.noop", api=True)
 def noop(payload: dict[str, Any], ctx: Context) -> None:
     return None
 

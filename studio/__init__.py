@@ -6,6 +6,9 @@ switcher and the kernel's pages; modules add their own pages through `studio.py`
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 
@@ -14,10 +17,16 @@ from studio import auth, nav, views
 csrf = CSRFProtect()
 
 
+def to_json(value: Any, indent: int | None = None) -> str:
+    """The `json` template filter: JSON as plain text, so the template escapes it like any
+    other text and it is safe in an element and in a quoted attribute alike. (Jinja's
+    `tojson` returns markup that is safe only inside <script>; templates never use it.)"""
+    return json.dumps(value, indent=indent, ensure_ascii=False, default=str)
+
+
 def init_app(app: Flask) -> None:
+    app.jinja_env.filters["json"] = to_json
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)
-    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
-    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
     csrf.init_app(app)
     csrf.exempt(app.blueprints["api"])
     views.htmx.init_app(app)

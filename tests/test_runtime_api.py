@@ -28,12 +28,12 @@ from tests.helpers import rows as all_rows
 FLAGS: dict[str, bool] = {}
 
 
-@job("rtapi.echo", retries=1)
+@job("rtapi.echo", retries=1, api=True)
 def echo(payload: dict[str, Any], ctx: Context) -> dict[str, Any]:
     return {"echo": payload}
 
 
-@job("rtapi.flaky", retries=3)
+@job("rtapi.flaky", retries=3, api=True)
 def flaky(payload: dict[str, Any], ctx: Context) -> dict[str, Any]:
     if not FLAGS.get(payload.get("flag", "fixed")):
         raise PermanentError("the upstream said no")

@@ -245,10 +245,12 @@ def _send_invite(ctx: Context, org: Organization, inv: Invitation, token: str) -
         subject=f"You are invited to {org.name}",
         text=(
             f"You have been invited to join {org.name} on {ctx.tenant.name}.\n\n"
-            f"Accept or decline: {_accept_url(token)}\n\n"
-            f"Invitation code: {token}\n"
+            "Accept or decline: ${link}\n\n"
+            "Invitation code: ${code}\n"
             f"This invitation expires on {inv.expires_at:%Y-%m-%d %H:%M} UTC.\n"
         ),
+        secrets={"link": _accept_url(token), "code": token},
+        secret_ttl=inv.expires_at - ctx.now(),
     )
 
 

@@ -79,6 +79,7 @@ class JobSummary(Contract):
 
 class JobOut(JobSummary):
     payload: dict[str, Any]
+    payload_editable: bool = Field(description="Whether a replay may edit the payload (api=True jobs)")
     result: dict[str, Any] | None
     error: str | None
     idempotency_key: str | None
@@ -210,7 +211,8 @@ def list_jobs(input: ListJobsInput, ctx: Context) -> JobList:
     output=JobOut,
     triggers=[triggers.api("POST", "/jobs/{jobId}/replay")],
     guards=ADMIN,
-    description="Run a dead, discarded or succeeded job again (optionally with an edited payload).",
+    description="Run a dead, discarded or succeeded job again; jobs declared `api=True` may take an "
+    "edited payload.",
 )
 def replay_job(input: ReplayJobInput, ctx: Context) -> JobOut:
     row = services.replay_job(ctx, services.get_job(ctx, input.job_id, lock=True), input.payload)

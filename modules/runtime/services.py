@@ -15,8 +15,9 @@ from rq.registry import FailedJobRegistry, StartedJobRegistry
 from sqlalchemy import Select, and_, func, or_, select
 
 from bunbase import jobs, schedules, workflows
+from bunbase.actions import REDACTED, REDACTED_FIELDS, redact
 from bunbase.clock import clock
-from bunbase.errors import BadRequest, Conflict, NotFound, ValidationFailed
+from bunbase.errors import BadRequest, Conflict, Forbidden, NotFound, ValidationFailed, scrub_paths
 from bunbase.runtime_models import (
     EventDelivery,
     EventRecord,
@@ -154,8 +155,14 @@ def enqueue_job(
     delay: str | None,
     idempotency_key: str | None,
 ) -> JobRun:
-    if name not in jobs.registered():
+    definition = jobs.registered().get(name)
+    if definition is None:
         raise NotFound(f"No job named {name!r}")
+    if not definition.api:
+        raise Forbidden(
+            f"The job {name!r} cannot be enqueued over the API",
+            details={"job": name, "reason": "its definition does not allow it (api=False)"},
+        )
     try:
         job_id = jobs.enqueue(
             ctx,
@@ -181,7 +188,25 @@ def enqueue_job(
     return get_job(ctx, job_id)
 
 
+def _job_def(name: str) -> jobs.JobDef | None:
+    return jobs.registered().get(name)
+
+
+def payload_editable(name: str) -> bool:
+    """Whether a replay may change the job's payload: only jobs declared with `api=True`."""
+    definition = _job_def(name)
+    return definition is not None and definition.api
+
+
+def _redacted(name: str, value: Any) -> Any:
+    definition = _job_def(name)
+    return redact(value, definition.redact if definition is not None else REDACTED_FIELDS)
+
+
 def job_to_wire(row: JobRun, *, full: bool = True) -> dict[str, Any]:
+    """A job as tenants see it: payload and result redacted as run records are, errors
+    without server paths (the rows store them so since this was introduced; older rows are
+    scrubbed here)."""
     history = dict(row.history or {})
     out: dict[str, Any] = {
         "jobId": row.id,
@@ -198,9 +223,10 @@ def job_to_wire(row: JobRun, *, full: bool = True) -> dict[str, Any]:
     }
     if full:
         out.update(
-            payload=row.payload,
-            result=row.result,
-            error=row.error,
+            payload=_redacted(row.name, row.payload),
+            payloadEditable=payload_editable(row.name),
+            result=_redacted(row.name, row.result),
+            error=scrub_paths(row.error) if row.error else None,
             idempotencyKey=row.idempotency_key,
             parentRunId=row.parent_run_id,
             timings={
@@ -220,7 +246,7 @@ def job_to_wire(row: JobRun, *, full: bool = True) -> dict[str, Any]:
                         "status": a.get("status"),
                         "startedAt": a.get("started_at"),
                         "finishedAt": a.get("finished_at"),
-                        "error": a.get("error"),
+                        "error": scrub_paths(a["error"]) if a.get("error") else None,
                     }
                     for a in history.get("attempts", [])
                 ],
@@ -237,9 +263,20 @@ def _audit(
 
 
 def replay_job(ctx: Context, row: JobRun, payload: dict[str, Any] | None = None) -> JobRun:
+    """Run a finished job again. A new `payload` is taken only for jobs declared with
+    `api=True`; a value shown as "[redacted]" keeps the one the job had."""
+    if payload is not None:
+        if not payload_editable(row.name):
+            raise Forbidden(
+                f"The payload of {row.name!r} cannot be edited; replay it as it is",
+                details={"job": row.name, "reason": "its definition does not allow it (api=False)"},
+            )
+        payload = _keep_redacted(payload, row.payload or {})
+        if payload == row.payload:
+            payload = None
     before = {"status": row.status, "attempts": row.attempts}
     if payload is not None:
-        before["payload"] = row.payload
+        before["payload"] = _redacted(row.name, row.payload)
     _validate_payload(row.name, payload)
     try:
         jobs.replay(row, payload)
@@ -247,9 +284,20 @@ def replay_job(ctx: Context, row: JobRun, payload: dict[str, Any] | None = None)
         raise Conflict(_sentence(exc)) from None
     after: dict[str, Any] = {"status": row.status, "maxAttempts": row.max_attempts}
     if payload is not None:
-        after["payload"] = payload
+        after["payload"] = _redacted(row.name, payload)
     _audit(ctx, row.id, "job", before, after)
     return row
+
+
+def _keep_redacted(new: Any, old: Any) -> Any:
+    """`new` with each "[redacted]" placeholder put back to the value it stands for."""
+    if new == REDACTED:
+        return old
+    if isinstance(new, dict) and isinstance(old, dict):
+        return {k: _keep_redacted(v, old.get(k)) for k, v in new.items()}
+    if isinstance(new, list) and isinstance(old, list) and len(new) == len(old):
+        return [_keep_redacted(n, o) for n, o in zip(new, old, strict=True)]
+    return new
 
 
 def discard_job(ctx: Context, row: JobRun) -> JobRun:

@@ -5,7 +5,7 @@ Reads query the kernel's runtime tables (scoped to the Studio tenant); every cha
 action through `studio.runner.run_action`, so it is authorized, audited and shows as a run.
 The results containers refresh themselves every 5 s while the tab is visible, unless the
 operator has rows selected, a confirm dialog open or a form being edited
-(`runtime/_live.html`).
+(`static/js/studio.js`, "live regions").
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from bunbase import jobs as kernel_jobs
 from bunbase import workflows as kernel_workflows
 from bunbase.clock import clock
 from bunbase.db import db
+from bunbase.errors import scrub_paths
 from bunbase.runtime_models import EventRecord, JobRun, Schedule, WorkflowRun
 from modules.runtime import services
 from studio.paging import Page
@@ -118,7 +119,13 @@ def pretty(value: Any) -> str:
 
 @blueprint.app_context_processor
 def _helpers() -> dict[str, Any]:
-    return {"rt_age": age, "rt_since": since, "rt_until": until, "rt_json": pretty}
+    return {"rt_age": age, "rt_since": since, "rt_until": until, "rt_json": pretty, "rt_error": _error_text}
+
+
+def _error_text(value: str | None) -> str:
+    """An error as tenants see it: no server paths (rows written before they were left out
+    may still hold some)."""
+    return scrub_paths(value) if value else ""
 
 
 # -- jobs -------------------------------------------------------------------------------------

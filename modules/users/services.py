@@ -120,11 +120,13 @@ def _send_verification(ctx: Context, user: User, token: str) -> None:
         text=(
             f"Hello {user.name or user.email},\n\n"
             f"Open this link to confirm that {user.email} is your address:\n\n"
-            f"{_link('verify-email', token)}\n\n"
-            f"(In an app, the code is {token}.)\n"
+            "${link}\n\n"
+            "(In an app, the code is ${code}.)\n"
             f"The link works once and expires in {hours} hours. If you did not sign up, "
             "ignore this message.\n"
         ),
+        secrets={"link": _link("verify-email", token), "code": token},
+        secret_ttl=TTL[VERIFY],
     )
 
 
@@ -138,11 +140,13 @@ def _send_reset(ctx: Context, user: User, token: str) -> None:
             f"Hello {user.name or user.email},\n\n"
             f"Someone asked to reset the password of {user.email}. Open this link to choose "
             "a new one:\n\n"
-            f"{_link('reset-password', token)}\n\n"
-            f"(In an app, the reset code is {token}.)\n"
+            "${link}\n\n"
+            "(In an app, the reset code is ${code}.)\n"
             "The link works once and expires in 1 hour. If you did not ask for this, ignore "
             "this message: your password stays as it is.\n"
         ),
+        secrets={"link": _link("reset-password", token), "code": token},
+        secret_ttl=TTL[RESET],
     )
 
 

@@ -9,6 +9,12 @@
  *                                   Optional [data-confirm-label="Delete"] sets the OK text.
  *  - [data-copy="text"]             copies the text
  *  - [data-copy-target="#id"]       copies the target's value / textContent
+ *  - [data-live] (with hx-trigger="every 5s"): a results container that refreshes itself;
+ *    a poll is skipped while the tab is hidden, rows are selected (.rt-select), the confirm
+ *    dialog is open, a [data-track-edits] form has unsaved edits, or a field inside it has focus
+ *  - .rt-select / .rt-select-all checkboxes: selection count and the bulk buttons'
+ *    [data-confirm-template] ("{n}", "{jobs}")
+ *  - select[data-autosubmit]: submits its form on change
  *  - <meta name="csrf-token">       sent as X-CSRFToken on every htmx request
  *  - toasts: .toast[data-autohide] fade out; [data-toast-close] dismisses;
  *    an htmx response header `HX-Trigger: {"toast": {"message": "...", "category": "success"}}`
@@ -192,6 +198,63 @@
     });
   });
 
+  /* ------------------------------------------------------------ live regions */
+  function liveIdle() {
+    if (document.visibilityState !== "visible") return false;
+    var dlg = document.getElementById("confirm-dialog");
+    if (dlg && dlg.open) return false;
+    if (document.querySelector(".rt-select:checked, form[data-dirty]")) return false;
+    var a = document.activeElement;
+    if (a && a.closest && a.closest("[data-live]") && (/^(TEXTAREA|SELECT)$/.test(a.tagName) ||
+        (a.tagName === "INPUT" && !/^(checkbox|radio|submit|button|hidden)$/.test(a.type)))) return false;
+    return true;
+  }
+
+  // A refresh never swaps away what the operator is working on (no eval: the CSP forbids it).
+  document.addEventListener("htmx:confirm", function (evt) {
+    var elt = evt.detail && evt.detail.elt;
+    if (elt && elt.hasAttribute && elt.hasAttribute("data-live") && !liveIdle()) evt.preventDefault();
+  });
+
+  function syncSelection(form) {
+    var boxes = form.querySelectorAll(".rt-select");
+    var n = 0;
+    for (var i = 0; i < boxes.length; i++) if (boxes[i].checked) n++;
+    var all = form.querySelector(".rt-select-all");
+    if (all) { all.checked = n > 0 && n === boxes.length; all.indeterminate = n > 0 && n < boxes.length; }
+    var label = form.querySelector("[data-selected-count]");
+    if (label) label.textContent = n ? n + " selected" : "";
+    var buttons = form.querySelectorAll("[data-confirm-template]");
+    for (var j = 0; j < buttons.length; j++) {
+      var b = buttons[j];
+      b.disabled = n === 0;
+      b.setAttribute("data-confirm", b.getAttribute("data-confirm-template")
+        .replace("{n}", String(n)).replace("{jobs}", n === 1 ? "job" : "jobs"));
+    }
+  }
+
+  document.addEventListener("change", function (evt) {
+    var t = evt.target;
+    if (!t || !t.classList) return;
+    if (t.matches && t.matches("select[data-autosubmit]") && t.form) {
+      if (typeof t.form.requestSubmit === "function") t.form.requestSubmit(); else t.form.submit();
+      return;
+    }
+    if (!t.classList.contains("rt-select") && !t.classList.contains("rt-select-all")) return;
+    var form = t.form || t.closest("form");
+    if (!form) return;
+    if (t.classList.contains("rt-select-all")) {
+      var boxes = form.querySelectorAll(".rt-select");
+      for (var i = 0; i < boxes.length; i++) boxes[i].checked = t.checked;
+    }
+    syncSelection(form);
+  });
+
+  document.addEventListener("input", function (evt) {
+    var form = evt.target && evt.target.closest ? evt.target.closest("form[data-track-edits]") : null;
+    if (form) form.setAttribute("data-dirty", "");
+  });
+
   /* ------------------------------------------------------------ CSRF */
   document.addEventListener("htmx:configRequest", function (evt) {
     var meta = $('meta[name="csrf-token"]');
@@ -299,7 +362,7 @@
   document.addEventListener("toast", onToastEvent);
   document.addEventListener("bunbase:toast", onToastEvent);
 
-  window.BunbaseStudio = { toast: showToast, confirm: askConfirm, toggleTheme: toggleTheme };
+  window.BunbaseStudio = { toast: showToast, confirm: askConfirm, toggleTheme: toggleTheme, idle: liveIdle };
 
   /* ------------------------------------------------------------ init */
   function init() {
