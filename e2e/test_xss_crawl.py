@@ -100,7 +100,8 @@ def plant(app: Flask, operator: dict[str, Any]) -> None:
     role = _api(app, "POST", "/v1/roles", admin, tenant,
                 {"key": "xss-role", "name": one(4), "description": EVERYTHING})
     _api(app, "PATCH", f"/v1/roles/{role['roleId']}", admin, tenant, {"name": one(5)})
-    _api(app, "POST", "/v1/api-keys", admin, tenant, {"orgId": org_id, "name": one(0), "scopes": ["ticket:read"]})
+    _api(app, "POST", "/v1/api-keys", admin, tenant,
+         {"orgId": org_id, "name": one(0), "scopes": ["ticket:read"]})
     _api(app, "POST", "/v1/api-keys/service-accounts", admin, tenant,
          {"orgId": org_id, "name": one(1), "description": EVERYTHING, "role": "viewer"})
     _api(app, "POST", "/v1/jobs", admin, tenant,
@@ -125,7 +126,9 @@ _FIND_INJECTED = """() => {
           && /^\\s*javascript:/i.test(a.value)) bad.push(`${el.tagName} ${a.name}=${a.value}`);
     }
   }
-  for (const s of document.scripts) if (!s.nonce) bad.push('script without nonce: ' + s.outerHTML.slice(0, 80));
+  for (const s of document.scripts) {
+    if (!s.nonce) bad.push('script without nonce: ' + s.outerHTML.slice(0, 80));
+  }
   return bad;
 }"""
 
