@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
-from sqlalchemy import select, text
+from sqlalchemy import text
 from werkzeug.exceptions import HTTPException
 
 from bunbase import identity, redis_conn, tenancy_cache
@@ -23,11 +23,9 @@ from bunbase.errors import (
     NotFound,
     Unauthenticated,
     failure_envelope,
-    success_envelope,
 )
 from bunbase.executor import Call, Outcome
 from bunbase.ids import new_trace_id
-from bunbase.models import ActionLog, ActionRun
 from bunbase.tenancy import tenant_scope
 
 if TYPE_CHECKING:
@@ -195,54 +193,6 @@ def make_route_view(act: Action, reads_body: bool) -> Callable[..., Response]:
     return view
 
 
-def get_run(run_id: str) -> Response:
-    tenant, actor = http_resolver()
-    if not actor.is_authenticated:
-        raise Unauthenticated()
-    buffered = platform().buffer
-    buffered.flush()
-    # End whatever transaction authentication opened (a snapshot older than the flush
-    # above, where the database keeps one), so the reads below see the runs just written.
-    db.session.rollback()
-    with tenant_scope(tenant.id):
-        run = db.session.get(ActionRun, run_id)
-        if run is None or run.tenant_id != tenant.id:
-            raise NotFound("Run not found")
-        logs = db.session.scalars(
-            select(ActionLog).where(ActionLog.run_id == run_id).order_by(ActionLog.id)
-        ).all()
-        data = run_to_wire(run, logs)
-    return jsonify(success_envelope(data, None, trace_id()))
-
-
-def run_to_wire(run: ActionRun, logs: Any = ()) -> dict[str, Any]:
-    return {
-        "id": run.id,
-        "actionName": run.action_name,
-        "moduleName": run.module_name,
-        "triggerType": run.trigger_type,
-        "status": run.status,
-        "errorCode": run.error_code,
-        "httpStatus": run.http_status,
-        "traceId": run.trace_id,
-        "actorId": run.actor_id,
-        "input": run.input,
-        "output": run.output,
-        "error": run.error,
-        "durationMs": run.duration_ms,
-        "startedAt": run.started_at.isoformat() + "Z",
-        "logs": [
-            {
-                "level": line.level,
-                "message": line.message,
-                "meta": line.meta,
-                "at": line.created_at.isoformat() + "Z",
-            }
-            for line in logs
-        ],
-    }
-
-
 def health() -> Response:
     checks: dict[str, dict[str, Any]] = {}
     try:
@@ -297,7 +247,6 @@ def build_blueprint(actions: list[Action]) -> Blueprint:
     """The /v1 blueprint: fixed routes plus one route per `triggers.api(...)`."""
     bp = Blueprint("api", __name__, url_prefix="/v1")
     bp.add_url_rule("/actions/<name>/run", view_func=run_action, methods=["POST"])
-    bp.add_url_rule("/runs/<run_id>", view_func=get_run, methods=["GET"])
     bp.add_url_rule("/system/health", view_func=health, methods=["GET"])
     bp.add_url_rule("/openapi.json", view_func=openapi, methods=["GET"])
     for act in actions:

@@ -191,6 +191,8 @@ class Context:
     request: RequestInfo = field(default_factory=RequestInfo)
     clock: Clock = clock
     org_id: str | None = None
+    #: the org an `in_org` guard checked the caller belongs to (recorded with the run)
+    verified_org_id: str | None = None
     decision: str | None = None
     raw_input: dict[str, Any] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)

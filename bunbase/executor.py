@@ -157,6 +157,7 @@ class Executor:
                     "http_status": failure.status if failure else 200,
                     "trace_id": call.trace_id,
                     "actor_id": actor.id,
+                    "org_id": ctx.verified_org_id if ctx is not None else None,
                     "input": _redact(raw_input, action.redact),
                     "output": (_redact(data_out, action.redact) if isinstance(data_out, dict) else data_out),
                     "error": failure.body() if failure else None,

@@ -102,6 +102,8 @@ class ActionRun(TenantScoped, db.Model):  # type: ignore[name-defined,misc]
     http_status: Mapped[int | None] = mapped_column(Integer)
     trace_id: Mapped[str] = mapped_column(String(64), index=True, nullable=False)
     actor_id: Mapped[str | None] = mapped_column(String(40))
+    #: the org the run acted in, as its `in_org` guard verified it (who may read the run)
+    org_id: Mapped[str | None] = mapped_column(String(40))
     input: Mapped[dict[str, Any] | None] = mapped_column()
     output: Mapped[dict[str, Any] | None] = mapped_column()
     error: Mapped[dict[str, Any] | None] = mapped_column()

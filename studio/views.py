@@ -25,6 +25,7 @@ from werkzeug.exceptions import HTTPException
 
 from bunbase import api, tenancy_cache
 from bunbase import guards as guard_mod
+from bunbase import runs as runs_rule
 from bunbase.clock import clock
 from bunbase.db import db
 from bunbase.models import ActionLog, ActionRun, AuditEntry
@@ -126,7 +127,9 @@ def overview() -> str:
     stats = action_stats(since)
     total = sum(s["count"] for s in stats)
     errors = sum(s["errors"] for s in stats)
-    recent = db.session.scalars(select(ActionRun).order_by(ActionRun.id.desc()).limit(8)).all()
+    recent = db.session.scalars(
+        select(ActionRun).where(*_visible_runs()).order_by(ActionRun.id.desc()).limit(8)
+    ).all()
     audit = db.session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(8)).all()
     return render_template(
         "studio/overview.html",
@@ -153,7 +156,7 @@ def _percentile(values: list[float], pct: float) -> float:
 def action_stats(since: Any, **filters: str) -> list[dict[str, Any]]:
     """Per action: runs, errors, error rate, mean / p50 / p95 latency in the window."""
     stmt = select(ActionRun.action_name, ActionRun.status, ActionRun.duration_ms).where(
-        ActionRun.started_at >= since
+        ActionRun.started_at >= since, *_visible_runs()
     )
     for column, value in filters.items():
         if value:
@@ -181,6 +184,13 @@ def action_stats(since: Any, **filters: str) -> list[dict[str, Any]]:
 
 
 # -- run explorer --------------------------------------------------------------------
+def _visible_runs() -> list[Any]:
+    """The runs the operator may read: the API's rule (`bunbase.runs`)."""
+    from studio.runner import studio_actor
+
+    return runs_rule.list_filter(studio_actor())
+
+
 def _run_filters() -> dict[str, str]:
     return {
         k: request.args.get(k, "").strip() for k in ("action", "status", "trigger", "window", "q")
@@ -191,7 +201,7 @@ def _run_filters() -> dict[str, str]:
 def runs() -> str:
     platform().buffer.flush()
     f = _run_filters()
-    stmt = select(ActionRun)
+    stmt = select(ActionRun).where(*_visible_runs())
     if f["action"]:
         stmt = stmt.where(ActionRun.action_name == f["action"])
     if f["status"]:
@@ -220,7 +230,7 @@ def runs() -> str:
 @bp.get("/runtime/actions/<run_id>")
 def runs_detail(run_id: str) -> str:
     platform().buffer.flush()
-    run = db.session.get(ActionRun, run_id)
+    run = db.session.scalar(select(ActionRun).where(ActionRun.id == run_id, *_visible_runs()))
     if run is None:
         abort(404)
     logs = db.session.scalars(

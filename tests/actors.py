@@ -219,7 +219,7 @@ def build_world(app: Flask, *, with_api_key: bool = True, tag: str = "") -> Worl
     )
     assert ticket.status_code == 200, ticket.get_json()
     inv_id, inv_token = _pending_invitation(app, acme_id, org_id, alice.user_id or "")
-    extras: dict[str, str] = {}
+    extras: dict[str, str] = {"ticket_run_id": ticket.get_json()["run_id"]}
     with app.app_context(), tenant_scope(acme_id):
         from modules.rbac.services import role_by_key
 

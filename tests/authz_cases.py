@@ -86,6 +86,8 @@ CASES: dict[str, Case] = {
         w, p, subject=f"Printer on fire ({p.name})", body="It is really on fire.")),
     "support.ticket.get": Case(lambda w, p: {"ticketId": w.ticket_id}),
     "support.ticket.list": Case(lambda w, p: _org(w, p, limit=5)),
+    # -- runtime: alice's ticket.create run in Acme (its read permission is ticket:read)
+    "runtime.run.get": Case(lambda w, p: {"runId": w.extras["ticket_run_id"]}),
     # -- api_keys (alice's key and a service account "robot" exist in the world) ---------
     "api_keys.key.create": Case(lambda w, p: _org(w, p, name=f"key of {p.name}",
                                                   scopes=["ticket:read"])),

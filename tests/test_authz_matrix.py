@@ -35,9 +35,10 @@ from tests.actors import World, build_world
 from tests.authz_cases import CASES, case_for, generic_request, own_requests
 
 KNOWN_GUARD_KINDS = {
-    "authenticated", "in_org", "has_permission", "has_role", "rate_limit", "tenant_admin"}
+    "authenticated", "in_org", "has_permission", "has_role", "rate_limit", "tenant_admin",
+    "run_visible"}
 #: guard kinds that mean "the caller must be signed in"; a public action carries none
-AUTH_KINDS = {"authenticated", "in_org", "has_permission", "has_role", "tenant_admin"}
+AUTH_KINDS = {"authenticated", "in_org", "has_permission", "has_role", "tenant_admin", "run_visible"}
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,15 @@ def expected_denial(action: Action, person: Any, world: World) -> Denial | None:
                 return Denial(404, "not_found")
             if member_role not in guard.roles:
                 return Denial(403, "forbidden")
+        elif kind == "run_visible":  # the case's run: alice's support.ticket.create in Acme
+            if anonymous:
+                return Denial(401, "unauthenticated")
+            if person.name == "alice":
+                continue  # her own run
+            if member_role is None or authz.grants(role_permissions(member_role), "ticket:read") is None:
+                return Denial(404, "not_found")
+            if person.kind == "api_key" and authz.grants(person.scopes, "ticket:read") is None:
+                return Denial(404, "not_found")
         elif kind == "tenant_admin":  # none of the actors administers the tenant
             if anonymous:
                 return Denial(401, "unauthenticated")

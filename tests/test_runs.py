@@ -10,8 +10,7 @@ def _flush(app) -> None:
 
 
 def _run(client, tenant, run_id) -> dict:
-    return assert_success(client.get(f"/v1/runs/{run_id}", headers=tenant.headers()),
-                          is_run=False)["data"]
+    return assert_success(client.get(f"/v1/runs/{run_id}", headers=tenant.headers()))["data"]
 
 
 def test_run_has_input_output_status_duration_trace_and_logs(app, client, tenant_a):

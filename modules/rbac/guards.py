@@ -41,10 +41,9 @@ class InOrg(Guard):
             raise NotFound("Organization not found")
         ctx.org_id = org_id
         ctx.extras.pop("membership", None)
-        if _studio_admin(ctx):
-            return  # operators manage every org of the tenant from Studio
-        if services._org_membership(ctx) is None:
-            raise NotFound("Organization not found")
+        if not _studio_admin(ctx) and services._org_membership(ctx) is None:
+            raise NotFound("Organization not found")  # operators manage every org from Studio
+        ctx.verified_org_id = org_id
 
 
 def _studio_admin(ctx: Context) -> bool:

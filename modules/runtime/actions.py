@@ -12,6 +12,7 @@ from pydantic import ConfigDict, Field, model_validator
 
 from bunbase import Context, Contract, action, guards, triggers
 from modules.runtime import services
+from modules.runtime.guards import run_visible
 from modules.runtime.services import Slice
 
 JobStatus = Literal["queued", "scheduled", "retrying", "succeeded", "dead", "discarded"]
@@ -641,3 +642,47 @@ def list_events(input: ListEventsInput, ctx: Context) -> EventList:
             "nextCursor": s.next_cursor,
         }
     )
+
+
+# -- run records -------------------------------------------------------------------------
+class RunIdInput(Contract):
+    run_id: str = Id
+
+
+class RunLogOut(Contract):
+    level: str
+    message: str
+    meta: dict[str, Any] | None
+    at: str
+
+
+class RunOut(Contract):
+    id: str
+    action_name: str
+    module_name: str
+    trigger_type: str
+    status: str
+    error_code: str | None
+    http_status: int | None
+    trace_id: str
+    actor_id: str | None
+    org_id: str | None
+    input: dict[str, Any] | None
+    output: Any
+    error: dict[str, Any] | None
+    duration_ms: float
+    started_at: str
+    logs: list[RunLogOut]
+
+
+@action(
+    name="runtime.run.get",
+    input=RunIdInput,
+    output=RunOut,
+    triggers=[triggers.api("GET", "/runs/{runId}")],
+    guards=[run_visible()],
+    description="One run record: input and output (secrets redacted), error, logs, trace. Visible "
+    "to its actor, tenant admins, and members whose role in the run's org grants its read permission.",
+)
+def get_run(input: RunIdInput, ctx: Context) -> RunOut:
+    return RunOut.model_validate(services.action_run_to_wire(ctx.db, ctx.extras["run"]))

@@ -18,6 +18,7 @@ from bunbase import jobs, schedules, workflows
 from bunbase.actions import REDACTED, REDACTED_FIELDS, redact
 from bunbase.clock import clock
 from bunbase.errors import BadRequest, Conflict, Forbidden, NotFound, ValidationFailed, scrub_paths
+from bunbase.models import ActionLog, ActionRun
 from bunbase.runtime_models import (
     EventDelivery,
     EventRecord,
@@ -737,4 +738,31 @@ def event_to_wire(e: EventRecord, deliveries: list[EventDelivery]) -> dict[str, 
         "createdAt": iso(e.created_at),
         "dispatchedAt": iso(e.dispatched_at),
         "deliveries": [delivery_to_wire(d) for d in deliveries],
+    }
+
+
+# -- run records -----------------------------------------------------------------------------
+def action_run_to_wire(session: DBSession, run: ActionRun) -> dict[str, Any]:
+    """A run as `GET /v1/runs/{runId}` returns it, with its log lines, oldest first."""
+    logs = session.scalars(select(ActionLog).where(ActionLog.run_id == run.id).order_by(ActionLog.id))
+    return {
+        "id": run.id,
+        "actionName": run.action_name,
+        "moduleName": run.module_name,
+        "triggerType": run.trigger_type,
+        "status": run.status,
+        "errorCode": run.error_code,
+        "httpStatus": run.http_status,
+        "traceId": run.trace_id,
+        "actorId": run.actor_id,
+        "orgId": run.org_id,
+        "input": run.input,
+        "output": run.output,
+        "error": run.error,
+        "durationMs": run.duration_ms,
+        "startedAt": iso(run.started_at),
+        "logs": [
+            {"level": line.level, "message": line.message, "meta": line.meta, "at": iso(line.created_at)}
+            for line in logs
+        ],
     }
