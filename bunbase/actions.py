@@ -46,6 +46,8 @@ class Action:
     audit: bool = True
     public: bool = False
     redact: frozenset[str] = REDACTED_FIELDS
+    #: the largest body this action's routes read, in bytes (None: BUNBASE_MAX_BODY_BYTES)
+    max_body: int | None = None
     module: Module | None = None
 
     def __call__(self, input: Any, ctx: Context) -> Any:
@@ -84,6 +86,7 @@ def action(
     audit: bool = True,
     public: bool = False,
     redact: Sequence[str] = (),
+    max_body: int | None = None,
 ) -> Callable[[Handler], Action]:
     """Declare an action. `mutating` defaults to False when it is served by GET.
 
@@ -96,6 +99,8 @@ def action(
         raise TypeError(f"action {name}: output must be a pydantic model class")
     if name.count(".") < 1:
         raise ValueError(f"action {name!r}: name must be '<module>.<resource>.<verb>'")
+    if max_body is not None and max_body < 1:
+        raise ValueError(f"action {name}: max_body must be a positive number of bytes")
 
     def wrap(handler: Handler) -> Action:
         is_read = any(isinstance(t, ApiTrigger) and t.method == "GET" for t in triggers)
@@ -112,6 +117,7 @@ def action(
             audit=audit,
             public=public,
             redact=REDACTED_FIELDS | frozenset(redact),
+            max_body=max_body,
         )
 
     return wrap

@@ -21,6 +21,7 @@ from bunbase.errors import (
     Forbidden,
     Internal,
     NotFound,
+    PayloadTooLarge,
     Unauthenticated,
     failure_envelope,
 )
@@ -146,24 +147,59 @@ def error_response(err: BunbaseError) -> Response:
     return resp
 
 
+#: JSON bodies nested deeper than this are refused (the probe's 1,000 levels was a 500)
+MAX_JSON_DEPTH = 32
+
+
 def read_input(reads_body: bool, path_params: dict[str, Any] | None = None) -> dict[str, Any]:
     if reads_body:
         # the raw body and the stdlib parser: `request.data` would run form parsing and
         # `get_json` content negotiation first, several times the cost of the parse
-        raw = request.get_data(cache=True)
-        if not raw:
-            data: Any = {}
-        else:
-            try:
-                data = json.loads(raw) if request.is_json else None
-            except ValueError:  # not JSON, or not UTF-8
-                data = None
-            if not isinstance(data, dict):
-                raise BadRequest("The request body must be a JSON object")
+        raw = request.get_data(cache=True)  # 413 before reading when it is over the limit
+        data: Any = _parse_json(raw) if raw else {}
+        if not isinstance(data, dict):
+            raise BadRequest("The request body must be a JSON object")
     else:
         data = {k: v for k, v in request.args.items()}
     data.update(path_params or {})
     return dict(data)
+
+
+def _parse_json(raw: bytes) -> Any:
+    if not request.is_json:
+        raise BadRequest("The request body must be a JSON object (Content-Type: application/json)")
+    try:
+        data = json.loads(raw)
+    except RecursionError:
+        raise _too_deep() from None
+    except ValueError as exc:  # not JSON, not UTF-8, or a number of more than 4,300 digits
+        raise BadRequest(f"The request body is not valid JSON: {exc}") from None
+    # counting brackets is C-speed; the walk only runs when the body could be that deep
+    if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH and _depth(data) > MAX_JSON_DEPTH:
+        raise _too_deep()
+    return data
+
+
+def _too_deep() -> BadRequest:
+    return BadRequest(f"The request body is nested deeper than {MAX_JSON_DEPTH} levels")
+
+
+def _depth(value: Any) -> int:
+    """How deeply `value` nests lists and objects (iteratively: no recursion limit)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def limit_body(act: Action) -> None:
+    """Let this request's body be as large as the action declares (`max_body`)."""
+    if act.max_body is not None:
+        request.max_content_length = act.max_body
 
 
 def execute_http(act: Action, raw: dict[str, Any], trigger: str) -> Response:
@@ -183,11 +219,13 @@ def run_action(name: str) -> Response:
     act = platform().registry.get(name)
     if act is None:
         raise NotFound(f"No action named {name!r}")
+    limit_body(act)
     return execute_http(act, read_input(True), "api")
 
 
 def make_route_view(act: Action, reads_body: bool) -> Callable[..., Response]:
     def view(**path_params: Any) -> Response:
+        limit_body(act)
         return execute_http(act, read_input(reads_body, path_params), "api")
 
     return view
@@ -233,7 +271,14 @@ def handle_http_error(err: HTTPException) -> Response:
         return error_response(NotFound("No such route"))
     if err.code == 405:
         return error_response(BadRequest("Method not allowed on this route"))
+    if err.code == 413:
+        return error_response(PayloadTooLarge(_too_large_message()))
     return error_response(BadRequest(err.description or "Bad request"))
+
+
+def _too_large_message() -> str:
+    limit = request.max_content_length
+    return f"The request body is larger than this route accepts ({limit:,} bytes)" if limit else ""
 
 
 def handle_unexpected(err: Exception) -> Response:

@@ -86,6 +86,15 @@ class RateLimited(BunbaseError):
         return {"Retry-After": str(self.retry_after)}
 
 
+class PayloadTooLarge(BunbaseError):
+    """The body is larger than the route accepts; said before the body is read."""
+
+    status, code, default_message = 413, "payload_too_large", "The request body is too large"
+
+    def headers(self) -> dict[str, str]:
+        return {"Connection": "close"}  # the rest of the body is never read
+
+
 class Internal(BunbaseError):
     """Anything unexpected. The message never carries the original exception text."""
 
@@ -100,6 +109,7 @@ ERROR_TYPES: tuple[type[BunbaseError], ...] = (
     IdempotencyConflict,
     IdempotencyMismatch,
     RateLimited,
+    PayloadTooLarge,
     Internal,
 )
 

@@ -18,6 +18,7 @@ import structlog
 from flask import current_app
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
+from sqlalchemy.exc import DataError
 
 from bunbase import idempotency
 from bunbase.actions import Action, redact
@@ -26,6 +27,7 @@ from bunbase.clock import clock
 from bunbase.context import ANONYMOUS, Actor, Context, RequestInfo, TenantRef
 from bunbase.db import begin_write, db, insert_new, reads_then_write, write_intent
 from bunbase.errors import (
+    BadRequest,
     BunbaseError,
     Internal,
     ValidationFailed,
@@ -41,6 +43,7 @@ from bunbase.tenancy import set_tenant
 log = structlog.get_logger("bunbase.executor")
 
 Resolver = Callable[[], tuple[TenantRef, Actor]]
+OUT_OF_RANGE = "A value in the request is out of range or too long for what it sets"
 
 
 @dataclass
@@ -139,6 +142,13 @@ class Executor:
             status_word, failure = "error", err
             self._abort(claim)
             return _failure(err, run_id, call.trace_id)
+        except (OverflowError, DataError) as exc:
+            # a value the input passed on that the database (or a datetime) cannot hold: the
+            # caller's to fix, never a 500
+            status_word, failure = "error", BadRequest(OUT_OF_RANGE)
+            log.warning("value out of range", action=action.name, trace_id=call.trace_id, error=str(exc))
+            self._abort(claim)
+            return _failure(failure, run_id, call.trace_id)
         except Exception:
             status_word, failure = "error", Internal()
             log.exception("action failed", action=action.name, trace_id=call.trace_id)

@@ -62,6 +62,8 @@ def init_app(app: Flask, settings: Settings | None = None) -> Platform:
     settings = settings or Settings()
     logs.configure(settings.log_level)
     settings.instance_dir.mkdir(parents=True, exist_ok=True)
+    if app.config.get("MAX_CONTENT_LENGTH") is None:  # Flask defines the key (None): no setdefault
+        app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = settings.resolved_secret_key()
     app.config["SQLALCHEMY_DATABASE_URI"] = settings.resolved_database_url()
