@@ -13,10 +13,10 @@ from flask import current_app, session
 from flask_login import LoginManager, UserMixin, current_user, login_user
 from sqlalchemy import select
 
-from bunbase import identity, tenancy_cache
+from bunbase import api, identity, signin, tenancy_cache, throttle
 from bunbase.context import TenantRef
 from bunbase.db import db, write_intent
-from bunbase.models import AuthSession, User
+from bunbase.models import AuditEntry, AuthSession, User
 from bunbase.tenancy import tenant_scope, unscoped
 
 login_manager = LoginManager()
@@ -71,42 +71,52 @@ def load_user(token: str) -> StudioUser | None:
         )
 
 
-def _candidates(email: str, workspace: str) -> list[User]:
+#: one answer for every failure, whatever the cause (no account, several, wrong password)
+WRONG = "Email or password is incorrect. If your email is in several workspaces, enter the workspace too."
+
+
+def _workspace_of(email: str, workspace: str) -> str | None:
+    """The tenant to check the password in: the one named, else the only one where this email
+    has an account. None when there is none or several: the check then fails exactly as a
+    wrong password does (same answer, same cost, counted against the address)."""
+    if workspace:
+        ref = tenancy_cache.lookup(workspace)
+        return ref.id if ref else None
     with unscoped():
-        stmt = select(User).where(User.email == email)
-        if workspace:
-            ref = tenancy_cache.lookup(workspace)
-            if ref is None:
-                raise LoginError("No workspace with that name.")
-            stmt = stmt.where(User.tenant_id == ref.id)
-        return list(db.session.scalars(stmt))
+        found = list(db.session.scalars(select(User.tenant_id).where(User.email == email).limit(2)))
+    return found[0] if len(found) == 1 else None
+
+
+def _check(email: str, password: str, workspace: str, ip: str | None) -> tuple[str, str, str]:
+    """(tenant id, user id, password hash) of the Studio user these credentials open, or a
+    `LoginError` with the message to show."""
+    tenant_id = _workspace_of(email, workspace)
+    try:
+        user = signin.check_password(db.session, tenant_id=tenant_id, email=email, password=password,
+                                     ip=ip, via="studio", trace_id=api.trace_id())
+    except throttle.LockedOut as err:
+        raise LoginError(f"Too many failed sign-ins. Try again in {err.retry_after} seconds.") from None
+    except signin.SignInFailed:
+        raise LoginError(WRONG) from None
+    finally:
+        db.session.rollback()  # end the read: the write below takes the write lock
+    if not user.can_use_studio:
+        raise LoginError("This account cannot use Studio.")
+    return user.tenant_id, user.id, user.password_hash or ""
 
 
 def sign_in(email: str, password: str, workspace: str, ip: str | None, agent: str | None) -> None:
-    """Verify the credentials, open a fresh Studio session and rotate the cookie."""
+    """Verify the credentials (`bunbase.signin`: the API's lock-out and answers), open a fresh
+    Studio session and rotate the cookie."""
     email, workspace = email.strip().lower(), workspace.strip().lower()
-    users = _candidates(email, workspace)
-    if len(users) > 1:
-        raise LoginError("This email is in several workspaces: enter the workspace too.")
-    user = users[0] if users else None
-    attempt = _reserve(user.tenant_id if user else "-", email, ip)
-    if not identity.verify_password(user, password) or user is None:
-        raise LoginError("Email or password is incorrect.")
-    if not user.can_use_studio:
-        raise LoginError("This account cannot use Studio.")
-    if attempt is not None:
-        from modules.auth import throttle
-
-        throttle.succeeded(attempt)
-    db.session.rollback()  # end the read; the write below takes the write lock
-    with tenant_scope(user.tenant_id), write_intent():
-        user = db.session.get(User, user.id)
+    tenant_id, user_id, password_hash = _check(email, password, workspace, ip)
+    with tenant_scope(tenant_id), write_intent():
+        user = db.session.get(User, user_id)
         assert user is not None
+        user.password_hash = password_hash  # the check may have upgraded it
         token, record = identity.create_session(
             db.session, user, ttl=STUDIO_TTL, kind="studio", ip=ip, user_agent=agent
         )
-        from bunbase.models import AuditEntry
-
         db.session.add(
             AuditEntry(
                 tenant_id=user.tenant_id,
@@ -136,18 +146,6 @@ def sign_in(email: str, password: str, workspace: str, ip: str | None, agent: st
     session.clear()  # a new cookie session on every sign-in (no fixation)
     login_user(studio_user)
     session["tenant_id"] = studio_user.home_tenant_id
-
-
-def _reserve(tenant_id: str, email: str, ip: str | None) -> object | None:
-    """The same brute-force limits as the API login, when the auth module is loaded."""
-    try:
-        from modules.auth import throttle
-    except ImportError:
-        return None
-    try:
-        return throttle.reserve(tenant_id, email, ip)
-    except throttle.LockedOut as err:
-        raise LoginError(f"Too many failed sign-ins. Try again in {err.retry_after} seconds.") from None
 
 
 def sign_out(user: StudioUser) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+from urllib.parse import urlsplit
 from datetime import timedelta
 from typing import Any
 
@@ -68,7 +69,7 @@ bp.before_request(require_studio)
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> Any:
     if current_user.is_authenticated and request.method == "GET":
-        return redirect(url_for("studio.overview"))
+        return redirect(same_origin_path(request.args.get("next")) or url_for("studio.overview"))
     error = None
     if request.method == "POST":
         try:
@@ -82,17 +83,29 @@ def login() -> Any:
         except auth.LoginError as exc:
             error = str(exc)
         else:
-            target = request.args.get("next", "")
-            if not target.startswith("/studio") or target.startswith("//"):
-                target = url_for("studio.overview")
-            return redirect(target)
+            return redirect(same_origin_path(request.values.get("next")) or url_for("studio.overview"))
     workspace = request.form.get("workspace") or request.args.get("workspace", "")
     return render_template(
         "studio/login.html",
         error=error,
         email=request.form.get("email", ""),
         workspace=workspace,
+        next=same_origin_path(request.values.get("next")),
     )
+
+
+def same_origin_path(target: str | None) -> str | None:
+    """`target` if it is a path of this site (`/studio/...?...`), else None: never another
+    host (`//evil.example`, `https://...`, `/\\evil`), so a link cannot send a signed-in
+    operator elsewhere."""
+    if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
+        return None
+    if any(ord(c) < 32 or c == "\\" for c in target):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not parts.path.startswith("/studio"):
+        return None
+    return target
 
 
 @bp.post("/logout")
@@ -115,8 +128,7 @@ def switch_tenant() -> Any:
         abort(404)
     session["tenant_id"] = ref.id
     flash(f"Now viewing {ref.name}.", "success")
-    back = request.referrer or ""
-    return redirect(back if "/studio/" in back else url_for("studio.overview"))
+    return redirect(same_origin_path(request.form.get("next")) or url_for("studio.overview"))
 
 
 # -- overview ------------------------------------------------------------------------

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import re
 
+from bunbase import throttle
 from bunbase.clock import clock
 from bunbase.models import AuthSession
-from modules.auth import throttle
 from tests.helpers import assert_failure, assert_success, rows
 from tests.test_users import (
     PASSWORD,
@@ -190,7 +190,7 @@ def test_account_locks_after_five_failures_even_with_the_right_password(app, cli
     assert "wrong password" not in str([e.diff for e in failed])
     blocked = audit_entries(app, "auth.session.login_blocked")
     assert len(blocked) == 2  # the two refused attempts, with the right password
-    assert all(e.diff == {"email": "wes@example.com", "scope": "account"} for e in blocked)
+    assert all(e.diff == {"email": "wes@example.com", "via": "api", "scope": "account"} for e in blocked)
 
 
 def test_a_successful_sign_in_clears_the_account_counter(client, tenant_a):

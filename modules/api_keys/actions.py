@@ -211,7 +211,7 @@ def list_keys(input: ListKeysInput, ctx: Context) -> KeyList:
     input=RotateKeyInput,
     output=RotatedKey,
     triggers=[triggers.api("POST", "/{keyId}/rotate")],
-    guards=[in_org(resolve=services.org_of_key)],
+    guards=[in_org(resolve=services.org_of_key, not_found="API key not found")],
     permissions=["api_key:update"],
     description=(
         "Issue a new secret (same name, scopes, owner, org); the old key keeps working for "
@@ -234,7 +234,7 @@ def rotate_key(input: RotateKeyInput, ctx: Context) -> RotatedKey:
     input=KeyRef,
     output=KeyOut,
     triggers=[triggers.api("POST", "/{keyId}/revoke")],
-    guards=[in_org(resolve=services.org_of_key)],
+    guards=[in_org(resolve=services.org_of_key, not_found="API key not found")],
     permissions=["api_key:revoke"],
     description="Revoke an API key; it stops working at once.",
 )
@@ -283,7 +283,7 @@ def list_service_accounts(input: ListServiceAccountsInput, ctx: Context) -> Serv
     input=UpdateServiceAccountRoleInput,
     output=ServiceAccountOut,
     triggers=[triggers.api("PATCH", "/service-accounts/{serviceAccountId}")],
-    guards=[in_org(resolve=services.org_of_service_account)],
+    guards=[in_org(resolve=services.org_of_service_account, not_found="Service account not found")],
     permissions=["service_account:update"],
     description="Change a service account's role; its keys follow at once.",
 )
@@ -298,7 +298,7 @@ def update_service_account_role(input: UpdateServiceAccountRoleInput, ctx: Conte
     input=ServiceAccountRef,
     output=ServiceAccountOut,
     triggers=[triggers.api("POST", "/service-accounts/{serviceAccountId}/disable")],
-    guards=[in_org(resolve=services.org_of_service_account)],
+    guards=[in_org(resolve=services.org_of_service_account, not_found="Service account not found")],
     permissions=["service_account:update"],
     description="Disable a service account; its keys stop working at once.",
 )

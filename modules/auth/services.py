@@ -4,50 +4,29 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
-from typing import Any
 
-from flask import current_app
 from sqlalchemy import select
 
-from bunbase import Context, NotFound, Unauthenticated, identity
+from bunbase import Context, NotFound, Unauthenticated, identity, signin
 from bunbase.clock import clock
 from bunbase.db import DBSession
 from bunbase.errors import Forbidden
-from bunbase.ids import new_id
-from bunbase.models import AuditEntry, AuthSession, User
-from modules.auth import throttle
+from bunbase.models import AuthSession, User
 
 
 def login(ctx: Context, email: str, password: str, ttl: timedelta) -> tuple[str, datetime, User]:
-    email = email.lower()
-    try:
-        attempt = throttle.reserve(ctx.tenant.id, email, ctx.request.ip)
-    except throttle.LockedOut as err:
-        record_outside(
-            ctx,
-            action="auth.session.login_blocked",
-            target_id=None,
-            diff={"email": email, "scope": err.scope},
-            decision=f"denied: too many failed attempts ({err.scope})",
-        )
-        raise
-    user = ctx.db.scalar(select(User).where(User.email == email))
-    reason = None
-    if not identity.verify_password(user, password) or user is None:
-        reason = "unknown email" if user is None else "wrong password"
-    elif not user.is_active:
-        reason = "account disabled"
-    if reason is not None:
-        record_outside(
-            ctx,
-            action="auth.session.login_failed",
-            target_id=user.id if user is not None else None,
-            diff={"email": email},
-            decision=f"denied: {reason}",
-        )
-        raise Unauthenticated("Email or password is incorrect")
-    assert user is not None
-    throttle.succeeded(attempt)
+    """Check the password (`bunbase.signin`: the lock-out and answers every door shares),
+    then open a new API session."""
+    user = signin.check_password(
+        ctx.db,
+        tenant_id=ctx.tenant.id,
+        email=email,
+        password=password,
+        ip=ctx.request.ip,
+        via="api",
+        trace_id=ctx.trace_id,
+        run_id=ctx.run_id,
+    )
     token, record = identity.create_session(
         ctx.db, user, ttl=ttl, kind="api", ip=ctx.request.ip, user_agent=ctx.request.user_agent
     )
@@ -59,38 +38,6 @@ def login(ctx: Context, email: str, password: str, ttl: timedelta) -> tuple[str,
         diff={"after": {"session": record.id, "ip": ctx.request.ip}},
     )
     return token, record.expires_at, user
-
-
-def record_outside(
-    ctx: Context,
-    *,
-    action: str,
-    target_id: str | None,
-    diff: dict[str, Any] | None,
-    decision: str,
-) -> None:
-    """An audit entry that survives the action's rollback (written by the buffered writer).
-
-    A failed sign-in raises, so anything in the action's transaction is rolled back; the
-    record of the failure must not be.
-    """
-    row = {
-        "id": new_id("aud"),
-        "tenant_id": ctx.tenant.id,
-        "actor_type": ctx.actor.kind,
-        "actor_id": ctx.actor.id,
-        "action": action,
-        "target_type": "user",
-        "target_id": target_id,
-        "org_id": None,
-        "diff": diff,
-        "ip": ctx.request.ip,
-        "trace_id": ctx.trace_id,
-        "run_id": ctx.run_id,
-        "decision": decision[:400],
-        "created_at": clock.now(),
-    }
-    current_app.extensions["bunbase"].buffer.add_row(AuditEntry.__table__, row)
 
 
 def logout(ctx: Context) -> None:

@@ -7,7 +7,6 @@ executor as them (trigger "web"), or they decline with `orgs.invitation.decline`
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,10 +15,10 @@ from flask import Blueprint, current_app, render_template, request
 from limits import parse
 from sqlalchemy import select
 
-from bunbase import identity, tenancy_cache
+from bunbase import identity, signin, tenancy_cache, throttle
 from bunbase.clock import clock
 from bunbase.context import ANONYMOUS, Actor, TenantRef
-from bunbase.db import db, write_intent
+from bunbase.db import db
 from bunbase.models import User
 from bunbase.redis_conn import rate_limiter
 from bunbase.tenancy import tenant_scope, unscoped
@@ -31,7 +30,7 @@ from studio.runner import error_message, run_as
 blueprint = Blueprint("orgs_pages", __name__, template_folder="templates")
 
 SIGNUP_ACTION = "users.user.signup"
-SIGN_IN_LIMIT = parse("10/minute")
+SIGN_UP_LIMIT = parse("10/minute")
 
 
 @dataclass(frozen=True)
@@ -83,33 +82,47 @@ def _actor(user: User) -> Actor:
     )
 
 
-def _user_actor(tenant: TenantRef, email: str, password: str | None) -> Actor | None:
-    """The user of the invitation's workspace; with a password, only if it is right."""
-    # with a password the hash may be upgraded: take the SQLite write lock before the read
+def _existing_actor(tenant: TenantRef, email: str) -> Actor | None:
+    """The active user of the invitation's workspace with this email (no password: only
+    for the account the page has just created)."""
     db.session.rollback()
-    with tenant_scope(tenant.id), write_intent() if password is not None else nullcontext():
+    with tenant_scope(tenant.id):
         user = db.session.scalar(select(User).where(User.email == email.strip().lower()))
-        if password is not None:
-            if not identity.verify_password(user, password) or user is None:
-                return None
-            db.session.commit()  # verify_password may upgrade the hash
-        if user is None or not user.is_active:
-            return None
-        return _actor(user)
+        actor = _actor(user) if user is not None and user.is_active else None
+    db.session.rollback()
+    return actor
+
+
+def _signed_in_actor(tenant: TenantRef, email: str) -> Actor | str:
+    """Check the password through the one sign-in (`bunbase.signin`: the same lock-out as the
+    API and Studio); the actor, or the error message to show."""
+    db.session.rollback()
+    with tenant_scope(tenant.id):
+        try:
+            user = signin.check_password(db.session, tenant_id=tenant.id, email=email,
+                                         password=request.form.get("password", ""),
+                                         ip=request.remote_addr, via="invitation")
+        except throttle.LockedOut as err:
+            db.session.rollback()
+            return f"Too many failed sign-ins. Try again in {err.retry_after} seconds."
+        except signin.SignInFailed:
+            db.session.rollback()
+            return "Email or password is incorrect."
+        actor = _actor(user)
+        db.session.commit()  # the check may have upgraded the hash (the lock is taken here)
+    return actor
 
 
 def _too_many_attempts(token: str) -> bool:
-    keys = ("invite-sign-in", request.remote_addr or "unknown", identity.token_hash(token)[:16])
-    return not rate_limiter().hit(SIGN_IN_LIMIT, *keys)
+    keys = ("invite-sign-up", request.remote_addr or "unknown", identity.token_hash(token)[:16])
+    return not rate_limiter().hit(SIGN_UP_LIMIT, *keys)
 
 
 def _accept(token: str, view: InviteView) -> str | None:
     """Sign in and accept; an error message, or None when it worked."""
-    if _too_many_attempts(token):
-        return "Too many attempts. Wait a minute and try again."
-    actor = _user_actor(view.tenant, view.email, request.form.get("password", ""))
-    if actor is None:
-        return "Email or password is incorrect."
+    actor = _signed_in_actor(view.tenant, view.email)
+    if isinstance(actor, str):
+        return actor
     outcome = run_as("orgs.invitation.accept", {"token": token}, view.tenant, actor)
     return None if outcome.status == 200 else error_message(outcome)
 
@@ -118,6 +131,10 @@ def _signup(token: str, view: InviteView) -> str | None:
     """Create the account, then accept as it; an error message, or None when it worked."""
     if _too_many_attempts(token):
         return "Too many attempts. Wait a minute and try again."
+    if _existing_actor(view.tenant, view.email) is not None:
+        # signing up never signs in to an account that exists (the sign-up action answers
+        # as if it had worked, to keep who has an account private)
+        return "An account with this email already exists: sign in to accept."
     created = run_as(
         SIGNUP_ACTION,
         {
@@ -130,7 +147,7 @@ def _signup(token: str, view: InviteView) -> str | None:
     )
     if created.status != 200:
         return error_message(created)
-    actor = _user_actor(view.tenant, view.email, None)
+    actor = _existing_actor(view.tenant, view.email)
     if actor is None:
         return "The account was created but cannot be used yet; sign in to accept."
     outcome = run_as("orgs.invitation.accept", {"token": token}, view.tenant, actor)

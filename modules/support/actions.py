@@ -92,7 +92,7 @@ def create_ticket(input: CreateTicketInput, ctx: Context) -> CreateTicketOutput:
     input=GetTicketInput,
     output=TicketOut,
     triggers=[triggers.api("GET", "/tickets/{ticketId}")],
-    guards=[in_org(resolve=services.org_of_ticket)],
+    guards=[in_org(resolve=services.org_of_ticket, not_found="Ticket not found")],
     permissions=["ticket:read"],
     description="Fetch one ticket by id.",
 )

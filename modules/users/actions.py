@@ -137,13 +137,14 @@ class UserSessionRef(UserRef):
     public=True,
     description=(
         "Create an account in this tenant ({email, password (10+ chars), name} -> "
-        "{userId, email}) and mail a verification code (single use, 24 h). "
-        "409 conflict if the email is taken. Sign in with POST /v1/auth/login."
+        "{userId, email}) and mail a verification code (single use, 24 h). An email that "
+        "already has an account gets the same answer (its owner is mailed instead), so "
+        "sign-up never tells who is registered. Sign in with POST /v1/auth/login."
     ),
 )
 def signup(input: SignupInput, ctx: Context) -> SignupOutput:
-    user = services.signup(ctx, email=input.email, password=input.password, name=input.name)
-    return SignupOutput(user_id=user.id, email=user.email)
+    user_id = services.signup(ctx, email=input.email, password=input.password, name=input.name)
+    return SignupOutput(user_id=user_id, email=input.email.lower())
 
 
 @action(

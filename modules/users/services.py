@@ -14,11 +14,11 @@ from flask import current_app
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from bunbase import BadRequest, Conflict, Context, Forbidden, NotFound, identity, mail
+from bunbase import BadRequest, Conflict, Context, Forbidden, NotFound, identity, mail, redis_conn, throttle
 from bunbase.db import DBSession, is_unique_violation
+from bunbase.ids import new_id
 from bunbase.models import User
 from modules.auth import services as auth_services
-from modules.auth import throttle
 from modules.users.models import UserToken
 
 VERIFY = "verify_email"
@@ -151,10 +151,15 @@ def _send_reset(ctx: Context, user: User, token: str) -> None:
 
 
 # -- sign-up and verification -------------------------------------------------------
-def signup(ctx: Context, *, email: str, password: str, name: str) -> User:
+def signup(ctx: Context, *, email: str, password: str, name: str) -> str:
+    """Create the account and mail its verification code; return the new user's id.
+
+    An email that already has an account gets the same answer — an id (one that names no
+    account) after the same work — and its owner gets a mail saying someone tried, so a
+    sign-up never tells whether an address is registered."""
     email = email.lower()
     if ctx.db.scalar(select(User.id).where(User.email == email)) is not None:
-        raise _taken(email)
+        return _signup_of_existing(ctx, email, password)
     user = User(
         tenant_id=ctx.tenant.id,
         email=email,
@@ -168,7 +173,7 @@ def signup(ctx: Context, *, email: str, password: str, name: str) -> User:
             ctx.db.flush()
     except IntegrityError as exc:  # a concurrent sign-up with the same email won
         if is_unique_violation(exc):
-            raise _taken(email) from None
+            return _signup_of_existing(ctx, email, password)
         raise
     _send_verification(ctx, user, issue_token(ctx, user, VERIFY))
     ctx.audit.record(
@@ -178,13 +183,44 @@ def signup(ctx: Context, *, email: str, password: str, name: str) -> User:
         diff={"after": _status(user)},
     )
     ctx.logger.info("user signed up", user_id=user.id)
-    return user
+    return user.id
 
 
-def _taken(email: str) -> Conflict:
-    return Conflict(
-        "An account with this email already exists; sign in or reset the password",
-        details=[{"field": "email", "message": "already registered", "type": "conflict"}],
+#: at most one "someone tried to sign up as you" mail per account per this many seconds
+EXISTING_NOTICE_EVERY = 3600
+
+
+def _signup_of_existing(ctx: Context, email: str, password: str) -> str:
+    identity.hash_password(password)  # the work a real sign-up does: the same time
+    user = ctx.db.scalar(select(User).where(User.email == email))
+    assert user is not None
+    key = f"bunbase:signup-notice:{ctx.tenant.id}:{user.id}"
+    if redis_conn.client().set(key, "1", nx=True, ex=EXISTING_NOTICE_EVERY):
+        _send_existing_notice(ctx, user)
+    ctx.audit.record(
+        action="users.user.signup_existing",
+        target_type="user",
+        target_id=user.id,
+        diff={"after": {"email": email}},
+        decision="allowed: answered as a new sign-up; the owner was told",
+    )
+    return new_id("usr")
+
+
+def _send_existing_notice(ctx: Context, user: User) -> None:
+    base = current_app.extensions["bunbase"].settings.public_url.rstrip("/")
+    mail.send(
+        ctx,
+        to=user.email,
+        kind="signup_existing",
+        subject=f"Someone tried to sign up for {ctx.tenant.name} with your email",
+        text=(
+            f"Hello {user.name or user.email},\n\n"
+            f"Someone tried to create an account on {ctx.tenant.name} with {user.email}, "
+            "which already has one. If it was you, sign in instead; if you forgot your "
+            f"password, ask for a reset (POST {base}/v1/users/password/reset-request).\n\n"
+            "If it was not you, you can ignore this message: nothing changed on your account.\n"
+        ),
     )
 
 

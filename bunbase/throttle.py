@@ -15,7 +15,8 @@ window and clears the account window, so only failures count. Limits can be over
 with the Flask config keys `AUTH_FAILURES_PER_ACCOUNT`, `AUTH_FAILURES_PER_IP` and
 `AUTH_FAILURE_WINDOW` (a duration such as "15m").
 
-Studio's sign-in (studio/auth.py) can use the same `reserve()` / `succeeded()` pair.
+Every password sign-in (the API, Studio, the invitation page) goes through
+`bunbase.signin.check_password`, which uses this pair.
 """
 
 from __future__ import annotations
