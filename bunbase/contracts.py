@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, PlainSerializer, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints
 from pydantic.alias_generators import to_camel
 
 
@@ -52,3 +52,8 @@ Timestamp = Annotated[
     AfterValidator(_to_naive_utc),
     PlainSerializer(_iso_utc, return_type=str, when_used="json"),
 ]
+
+
+#: A list's `cursor`: the `nextCursor` of its previous page. Any string is accepted here;
+#: the list checks it (`bunbase.cursors`), so a malformed one is 400 `invalid_cursor`.
+Cursor = Annotated[str, Field(description="The nextCursor of the previous page")]

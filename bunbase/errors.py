@@ -49,6 +49,12 @@ class BadRequest(BunbaseError):
     status, code, default_message = 400, "bad_request", "Bad request"
 
 
+class InvalidCursor(BunbaseError):
+    """A `cursor` this list did not hand out (malformed, tampered, or another list's)."""
+
+    status, code, default_message = 400, "invalid_cursor", "The cursor is not valid"
+
+
 class Unauthenticated(BunbaseError):
     status, code, default_message = 401, "unauthenticated", "Authentication required"
 
@@ -102,6 +108,7 @@ class Internal(BunbaseError):
 ERROR_TYPES: tuple[type[BunbaseError], ...] = (
     ValidationFailed,
     BadRequest,
+    InvalidCursor,
     Unauthenticated,
     Forbidden,
     NotFound,

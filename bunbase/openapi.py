@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import BaseModel
+from pydantic.json_schema import (
+    CoreModeRef,
+    DefsRef,
+    GenerateJsonSchema,
+    JsonSchemaMode,
+    models_json_schema,
+)
 
 from bunbase import guards as guard_mod
 from bunbase.errors import ERROR_TYPES
@@ -13,13 +21,61 @@ from bunbase.registry import Registry
 REF = "#/components/schemas/{model}"
 
 
-def _schema(model: type[BaseModel], mode: str, components: dict[str, Any]) -> dict[str, Any]:
-    schema = model.model_json_schema(by_alias=True, ref_template=REF, mode=mode)  # type: ignore[arg-type]
-    for name, sub in schema.pop("$defs", {}).items():
-        components.setdefault(name, sub)
-    name = model.__name__
-    components.setdefault(name, schema)
-    return {"$ref": REF.format(model=name)}
+class _QualifiedNames(GenerateJsonSchema):
+    """Component names qualified by the module that defines the model (`rbac.UpdateRoleInput`,
+    `runtime.ListEventsInput`): two modules' models of one name can never share a component.
+    Pydantic picks the first choice no other model claims, so names stay unique even where
+    the qualified name would not be (its longer fallbacks follow)."""
+
+    def get_defs_ref(self, core_mode_ref: CoreModeRef) -> DefsRef:
+        ref = super().get_defs_ref(core_mode_ref)
+        core_ref, mode = core_mode_ref
+        qualified = _qualified(core_ref)
+        if qualified:
+            choices = self._prioritized_defsref_choices[ref]
+            suffix = "-Input" if mode == "validation" else "-Output"
+            choices[:0] = [DefsRef(qualified), DefsRef(qualified + suffix)]
+        return ref
+
+
+def _qualified(core_ref: str) -> str | None:
+    """ "modules.rbac.actions.UpdateRoleInput:1234" -> "rbac.UpdateRoleInput"; None for a
+    generic or otherwise unusual reference (pydantic's own names serve those)."""
+    path = core_ref.rsplit(":", 1)[0]
+    if not re.fullmatch(r"[A-Za-z0-9_.]+", path) or "." not in path:
+        return None
+    *package, name = path.split(".")
+    if package[:1] == ["modules"] and len(package) > 1:
+        owner = package[1]
+    elif package[:2] == ["tests", "fixture_modules"] and len(package) > 2:
+        owner = package[2]
+    else:
+        owner = package[0]
+    return f"{owner}.{name}"
+
+
+Refs = dict[tuple[Any, str], dict[str, Any]]
+
+
+def _schemas(registry: Registry) -> tuple[Refs, dict[str, Any]]:
+    """Every action's input and output schema in one pass, so every component name is
+    decided knowing all the others: a `$ref` per (model, mode), and the components."""
+    pairs: set[tuple[type[BaseModel], JsonSchemaMode]] = set()
+    for act in registry.actions.values():
+        pairs.add((act.input, "validation"))
+        pairs.add((act.output, "serialization"))
+    ordered = sorted(pairs, key=lambda p: (p[0].__module__, p[0].__qualname__, p[1]))
+    refs, top = models_json_schema(ordered, by_alias=True, ref_template=REF, schema_generator=_QualifiedNames)
+    components = dict(top.get("$defs", {}))
+    if set(components) & set(_ERROR_COMPONENTS):
+        raise RuntimeError(
+            f"a model is named like an error component: {set(components) & set(_ERROR_COMPONENTS)}"
+        )
+    out: Refs = {(model, mode): dict(ref) for (model, mode), ref in refs.items()}
+    return out, components
+
+
+_ERROR_COMPONENTS = ("Error", "ErrorEnvelope")
 
 
 def _error_components(components: dict[str, Any]) -> None:
@@ -118,13 +174,13 @@ def _parameters(mutating: bool, path_params: list[str], query_model: Any = None)
 
 
 def build_spec(registry: Registry) -> dict[str, Any]:
-    components: dict[str, Any] = {}
+    refs, components = _schemas(registry)
     _error_components(components)
     paths: dict[str, Any] = {}
     for name in sorted(registry.actions):
         act = registry.actions[name]
-        input_ref = _schema(act.input, "validation", components)
-        output_ref = _schema(act.output, "serialization", components)
+        input_ref = refs[(act.input, "validation")]
+        output_ref = refs[(act.output, "serialization")]
         security: list[dict[str, list[str]]] = [] if act.public else [{"bearerAuth": []}]
         base_op = {
             "summary": act.description.splitlines()[0] if act.description else name,

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import statistics
-from urllib.parse import urlsplit
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
@@ -29,6 +29,7 @@ from bunbase import guards as guard_mod
 from bunbase import runs as runs_rule
 from bunbase.clock import clock
 from bunbase.db import db
+from bunbase.errors import BunbaseError
 from bunbase.models import ActionLog, ActionRun, AuditEntry
 from bunbase.tenancy import set_tenant
 from studio import auth
@@ -204,9 +205,7 @@ def _visible_runs() -> list[Any]:
 
 
 def _run_filters() -> dict[str, str]:
-    return {
-        k: request.args.get(k, "").strip() for k in ("action", "status", "trigger", "window", "q")
-    }
+    return {k: request.args.get(k, "").strip() for k in ("action", "status", "trigger", "window", "q")}
 
 
 @bp.get("/runtime/actions")
@@ -316,3 +315,23 @@ def not_found(err: HTTPException) -> Any:
     if request.path.startswith("/studio") and current_user.is_authenticated:
         return render_template("studio/not_found.html"), 404
     return err
+
+
+@bp.app_errorhandler(BunbaseError)
+def typed_error(err: BunbaseError) -> Any:
+    """A typed error raised while building a Studio page (a bad cursor or filter in the URL):
+    the page says what was wrong, with its status, instead of a 500."""
+    if request.path.startswith("/v1/"):
+        return api.error_response(err)
+    if not (request.path.startswith("/studio") and current_user.is_authenticated):
+        return Response(err.message, status=err.status, mimetype="text/plain")
+    back = (
+        url_for(request.endpoint)
+        if request.endpoint and not request.view_args
+        else url_for("studio.overview")
+    )
+    title = "Not found" if err.status == 404 else "Cannot show this page"
+    page = render_template(
+        "studio/error.html", title=title, message=err.message, code=err.code, back_url=back
+    )
+    return page, err.status

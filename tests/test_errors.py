@@ -21,6 +21,7 @@ def test_error_types_map_to_their_http_status():
     expected = {
         "validation_error": 400,
         "bad_request": 400,
+        "invalid_cursor": 400,
         "unauthenticated": 401,
         "forbidden": 403,
         "not_found": 404,

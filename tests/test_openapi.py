@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from openapi_spec_validator import validate
 
@@ -84,3 +86,39 @@ def test_idempotency_key_header_only_on_mutating_operations(spec):
 
     assert "Idempotency-Key" in headers(spec["paths"]["/v1/support/tickets"]["post"])
     assert "Idempotency-Key" not in headers(spec["paths"]["/v1/support/tickets"]["get"])
+
+
+def _component(spec: dict, ref: dict) -> tuple[str, dict]:
+    name = ref["$ref"].rsplit("/", 1)[1]
+    return name, spec["components"]["schemas"][name]
+
+
+def test_every_action_is_documented_with_its_own_models(app, spec):
+    """The probe: PATCH /v1/roles/{roleId} was documented with another module's body (two
+    components named UpdateRoleInput). Each action's body and answer are its own models."""
+    owner: dict[str, object] = {}
+    for name, action in app.extensions["bunbase"].registry.actions.items():
+        op = spec["paths"][f"/v1/actions/{name}/run"]["post"]
+        body_ref = op["requestBody"]["content"]["application/json"]["schema"]
+        data_ref = op["responses"]["200"]["content"]["application/json"]["schema"]["properties"]["data"]
+        for (ref, model, mode) in ((body_ref, action.input, "validation"),
+                                   (data_ref, action.output, "serialization")):
+            component, schema = _component(spec, ref)
+            own = model.model_json_schema(by_alias=True, mode=mode)
+            assert set(schema.get("properties", {})) == set(own.get("properties", {})), (name, component)
+            assert set(schema.get("required", [])) == set(own.get("required", [])), (name, component)
+            first = owner.setdefault(f"{component}/{mode}", model)
+            assert first is model or first.model_json_schema(mode=mode) == own, (
+                f"{component} documents two different models: {first} and {model}")
+
+
+def test_component_names_are_module_qualified_and_unique(spec):
+    names = list(spec["components"]["schemas"])
+    assert len(names) == len(set(names))
+    assert {"rbac.UpdateRoleInput", "orgs.UpdateRoleInput", "audit.ListEventsInput",
+            "runtime.ListEventsInput"} <= set(names)
+    patch = spec["paths"]["/v1/roles/{roleId}"]["patch"]
+    assert patch["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/rbac.UpdateRoleInput")
+    for name in names:
+        assert re.fullmatch(r"[A-Za-z0-9._-]+", name), name

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from bunbase import Context, Contract, action, triggers
-from bunbase.contracts import Timestamp
+from bunbase.contracts import Cursor, Timestamp
 from modules.api_keys import services
 from modules.api_keys.models import ApiKey, ServiceAccount
 from modules.rbac.guards import in_org
@@ -88,7 +88,7 @@ class ListKeysInput(Contract):
     org_id: str = Id
     status: KeyStatus | None = None
     owner_id: str | None = Field(default=None, max_length=40)
-    cursor: str | None = Field(default=None, max_length=40)
+    cursor: Cursor | None = None
     limit: int = Field(default=20, ge=1, le=100)
 
 

@@ -26,6 +26,7 @@ from bunbase import (
     NotFound,
     Unauthenticated,
     authz,
+    cursors,
     hooks,
 )
 from bunbase.api import register_authenticator
@@ -465,14 +466,9 @@ def list_keys(
     cursor: str | None = None,
     limit: int = 20,
 ) -> KeyPage:
-    filters = key_filters(org_id=org_id, status=status, owner=owner)
-    total = session.scalar(select(func.count()).select_from(ApiKey).where(*filters)) or 0
-    stmt = select(ApiKey).where(*filters)
-    if cursor:
-        stmt = stmt.where(ApiKey.id < cursor)
-    rows = list(session.scalars(stmt.order_by(ApiKey.id.desc()).limit(limit + 1)))
-    next_cursor = rows[limit - 1].id if len(rows) > limit else None
-    return KeyPage(rows[:limit], total, next_cursor)
+    stmt = select(ApiKey).where(*key_filters(org_id=org_id, status=status, owner=owner))
+    page = cursors.newest_first(session, stmt, ApiKey.id, list_name="api-keys", cursor=cursor, limit=limit)
+    return KeyPage(page.items, page.total, page.next_cursor)
 
 
 def status_counts(session: DBSession, org_id: str | None, now: datetime) -> dict[str, int]:

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import Field
 
 from bunbase import Context, Contract, Empty, action, guards, triggers
-from bunbase.contracts import Timestamp
+from bunbase.contracts import Cursor, Timestamp
 from bunbase.models import AuditEntry
 from modules.audit import services
 from modules.rbac.guards import in_org
@@ -20,7 +20,7 @@ class ListEventsInput(Contract):
     target: str | None = Field(default=None, max_length=160)
     from_: Timestamp | None = Field(default=None, alias="from")
     to: Timestamp | None = None
-    cursor: str | None = Field(default=None, max_length=40)
+    cursor: Cursor | None = None
     limit: int = Field(default=50, ge=1, le=200)
 
 

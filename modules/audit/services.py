@@ -11,9 +11,9 @@ from datetime import datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import ColumnElement, Select, func, or_, select
+from sqlalchemy import ColumnElement, Select, or_, select
 
-from bunbase import audit_chain, authz, hooks
+from bunbase import audit_chain, authz, cursors, hooks
 from bunbase.db import DBSession, db
 from bunbase.models import AuditEntry, User
 from modules.rbac import services as rbac
@@ -112,13 +112,9 @@ def list_events(
     session: DBSession, f: EventFilters, *, cursor: str | None = None, limit: int = 50
 ) -> EventPage:
     """Newest first, keyset-paginated on the time-ordered id."""
-    stmt = filtered(session, f)
-    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-    if cursor:
-        stmt = stmt.where(AuditEntry.id < cursor)
-    rows = list(session.scalars(stmt.order_by(AuditEntry.id.desc()).limit(limit + 1)))
-    next_cursor = rows[limit - 1].id if len(rows) > limit else None
-    return EventPage(rows[:limit], total, next_cursor)
+    page = cursors.newest_first(session, filtered(session, f), AuditEntry.id,
+                                list_name="audit", cursor=cursor, limit=limit)
+    return EventPage(page.items, page.total, page.next_cursor)
 
 
 def action_names(session: DBSession) -> list[str]:

@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field, model_validator
 
 from bunbase import Context, Contract, action, guards, triggers
+from bunbase.contracts import Cursor
 from modules.runtime import services
 from modules.runtime.guards import run_visible
 from modules.runtime.services import Slice
@@ -101,7 +102,7 @@ class ListJobsInput(Contract):
     name: str | None = Field(default=None, max_length=200)
     queue: QueueName | None = None
     search: str | None = SEARCH
-    cursor: str | None = Field(default=None, max_length=120)
+    cursor: Cursor | None = None
     limit: int = Field(default=20, ge=1, le=100)
 
 
@@ -294,7 +295,7 @@ class ScheduleOut(Contract):
 class ListSchedulesInput(Contract):
     paused: bool | None = None
     job: str | None = Field(default=None, max_length=200)
-    cursor: str | None = Field(default=None, max_length=120)
+    cursor: Cursor | None = None
     limit: int = Field(default=50, ge=1, le=200)
 
 
@@ -463,7 +464,7 @@ class WorkflowRunOut(WorkflowRunSummary):
 class ListWorkflowRunsInput(Contract):
     name: str | None = Field(default=None, max_length=200)
     state: WorkflowState | None = None
-    cursor: str | None = Field(default=None, max_length=120)
+    cursor: Cursor | None = None
     limit: int = Field(default=20, ge=1, le=100)
 
 
@@ -607,7 +608,7 @@ class EventOut(Contract):
 
 class ListEventsInput(Contract):
     name: str | None = Field(default=None, max_length=200)
-    cursor: str | None = Field(default=None, max_length=120)
+    cursor: Cursor | None = None
     limit: int = Field(default=20, ge=1, le=100)
 
 
@@ -645,10 +646,6 @@ def list_events(input: ListEventsInput, ctx: Context) -> EventList:
 
 
 # -- run records -------------------------------------------------------------------------
-class RunIdInput(Contract):
-    run_id: str = Id
-
-
 class RunLogOut(Contract):
     level: str
     message: str

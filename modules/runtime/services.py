@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 from sqlalchemy import Select, and_, func, or_, select
 
-from bunbase import jobs, schedules, workflows
+from bunbase import cursors, jobs, schedules, workflows
 from bunbase.actions import REDACTED, REDACTED_FIELDS, redact
 from bunbase.clock import clock
-from bunbase.errors import BadRequest, Conflict, Forbidden, NotFound, ValidationFailed, scrub_paths
+from bunbase.errors import Conflict, Forbidden, NotFound, ValidationFailed, scrub_paths
 from bunbase.models import ActionLog, ActionRun
 from bunbase.runtime_models import (
     EventDelivery,
@@ -80,15 +80,15 @@ class Slice:
 
 
 def _cursor(row: Any) -> str:
-    return f"{row.created_at.isoformat()}~{row.id}"
+    return cursors.encode(row.__tablename__, row.created_at.isoformat(), row.id)
 
 
-def _parse_cursor(cursor: str) -> tuple[datetime, str]:
+def _parse_cursor(model: Any, cursor: str) -> tuple[datetime, str]:
+    at, row_id = cursors.decode(model.__tablename__, cursor, size=2)
     try:
-        at, row_id = cursor.split("~", 1)
         return datetime.fromisoformat(at), row_id
     except ValueError:
-        raise BadRequest("Invalid cursor") from None
+        raise cursors.invalid(model.__tablename__) from None
 
 
 def page(
@@ -104,7 +104,7 @@ def page(
     total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
     created, ident = model.created_at, model.id
     if after:
-        at, row_id = _parse_cursor(after)
+        at, row_id = _parse_cursor(model, after)
         newer = or_(created > at, and_(created == at, ident > row_id))
         rows = list(session.scalars(stmt.where(newer).order_by(created.asc(), ident.asc()).limit(limit + 1)))
         has_newer = len(rows) > limit
@@ -112,7 +112,7 @@ def page(
         has_older = True
     else:
         if before:
-            at, row_id = _parse_cursor(before)
+            at, row_id = _parse_cursor(model, before)
             stmt = stmt.where(or_(created < at, and_(created == at, ident < row_id)))
         rows = list(session.scalars(stmt.order_by(created.desc(), ident.desc()).limit(limit + 1)))
         has_older = len(rows) > limit

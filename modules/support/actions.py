@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from bunbase import Context, Contract, Forbidden, action, triggers
-from bunbase.contracts import Empty, Timestamp
+from bunbase.contracts import Cursor, Empty, Timestamp
 from modules.rbac.guards import in_org
 from modules.support import services
 from modules.support.models import Ticket
@@ -60,7 +60,7 @@ class ListTicketsInput(Contract):
     org_id: str = Field(min_length=1, max_length=40)
     status: Status | None = None
     priority: Priority | None = None
-    cursor: str | None = None
+    cursor: Cursor | None = None
     limit: int = Field(default=20, ge=1, le=100)
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bunbase import Context, Contract, NotFound, events, hooks, mail
+from bunbase import Context, Contract, NotFound, cursors, events, hooks, mail
 from bunbase.context import Actor, TenantRef
 from bunbase.db import db, insert
 from bunbase.ids import new_trace_id
@@ -87,13 +87,9 @@ def list_tickets(
         filters.append(Ticket.priority == priority)
     if search:
         filters.append(Ticket.subject.ilike(f"%{search}%"))
-    total = session.scalar(select(func.count()).select_from(Ticket).where(*filters)) or 0
-    stmt = select(Ticket).where(*filters)
-    if cursor:
-        stmt = stmt.where(Ticket.id < cursor)
-    rows = list(session.scalars(stmt.order_by(Ticket.id.desc()).limit(limit + 1)))
-    next_cursor = rows[limit - 1].id if len(rows) > limit else None
-    return TicketPage(rows[:limit], total, next_cursor)
+    page = cursors.newest_first(session, select(Ticket).where(*filters), Ticket.id,
+                                list_name="tickets", cursor=cursor, limit=limit)
+    return TicketPage(page.items, page.total, page.next_cursor)
 
 
 @hooks.on("demo_seed")

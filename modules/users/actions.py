@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from bunbase import Context, Contract, Empty, NotFound, action, guards, triggers
-from bunbase.contracts import Email, Timestamp
+from bunbase.contracts import Cursor, Email, Timestamp
 from bunbase.models import AuthSession, User
 from modules.auth import services as auth_services
 from modules.auth.actions import RevokeAllOutput, RevokeOutput, SessionList, SessionOut
@@ -103,7 +103,7 @@ class ListUsersInput(Contract):
     status: Literal["active", "disabled"] | None = None
     verified: Literal["yes", "no"] | None = None
     role: Literal["admin", "operator", "member"] | None = None
-    cursor: str | None = Field(default=None, max_length=40)
+    cursor: Cursor | None = None
     limit: int = Field(default=25, ge=1, le=100)
 
 

@@ -14,7 +14,18 @@ from flask import current_app
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from bunbase import BadRequest, Conflict, Context, Forbidden, NotFound, identity, mail, redis_conn, throttle
+from bunbase import (
+    BadRequest,
+    Conflict,
+    Context,
+    Forbidden,
+    NotFound,
+    cursors,
+    identity,
+    mail,
+    redis_conn,
+    throttle,
+)
 from bunbase.db import DBSession, is_unique_violation
 from bunbase.ids import new_id
 from bunbase.models import User
@@ -378,14 +389,9 @@ def list_users(
     **filters: str | None,
 ) -> UserPage:
     """Newest first, keyset-paginated on the time-ordered id."""
-    where = user_filters(**filters)
-    total = session.scalar(select(func.count()).select_from(User).where(*where)) or 0
-    stmt = select(User).where(*where)
-    if cursor:
-        stmt = stmt.where(User.id < cursor)
-    rows = list(session.scalars(stmt.order_by(User.id.desc()).limit(limit + 1)))
-    next_cursor = rows[limit - 1].id if len(rows) > limit else None
-    return UserPage(rows[:limit], total, next_cursor)
+    page = cursors.newest_first(session, select(User).where(*user_filters(**filters)), User.id,
+                                list_name="users", cursor=cursor, limit=limit)
+    return UserPage(page.items, page.total, page.next_cursor)
 
 
 def user_counts(session: DBSession) -> dict[str, int]:
