@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     buffer_interval: float = Field(default=2.0, alias="BUNBASE_BUFFER_INTERVAL")
     buffer_max_items: int = Field(default=500, alias="BUNBASE_BUFFER_MAX_ITEMS")
     idempotency_ttl_hours: int = Field(default=24, alias="BUNBASE_IDEMPOTENCY_TTL_HOURS")
+    #: seconds a request may run; gunicorn's --timeout in `make run`. An idempotency key
+    #: whose request has not finished by then is taken to be abandoned (its process died)
+    request_timeout: int = Field(default=30, ge=1, alias="BUNBASE_REQUEST_TIMEOUT")
     log_level: str = Field(default="INFO", alias="BUNBASE_LOG_LEVEL")
     smtp_url: str | None = Field(default=None, alias="SMTP_URL")
     mail_from: str = Field(default="Bunbase <no-reply@bunbase.local>", alias="MAIL_FROM")

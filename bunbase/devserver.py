@@ -78,6 +78,8 @@ def run_dev(app: Flask, *, host: str, port: int) -> None:
             "gthread",
             "--graceful-timeout",
             "5",
+            "--timeout",
+            str(app.extensions["bunbase"].settings.request_timeout),
             "app:create_app()",
         ],
         [str(bindir / "flask"), "--app", "app", "bunbase", "worker"],

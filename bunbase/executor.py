@@ -68,10 +68,18 @@ class Call:
 
 
 class Executor:
-    def __init__(self, buffer: WriteBuffer, idempotency_ttl: timedelta, *, sqlite: bool = False) -> None:
+    def __init__(
+        self,
+        buffer: WriteBuffer,
+        idempotency_ttl: timedelta,
+        *,
+        sqlite: bool = False,
+        request_timeout: timedelta = timedelta(seconds=30),
+    ) -> None:
         self.buffer = buffer
         self.idempotency_ttl = idempotency_ttl
         self.sqlite = sqlite
+        self.request_timeout = request_timeout
 
     def run(self, action: Action, raw_input: Mapping[str, Any], call: Call) -> Outcome:
         run_id = new_id("run")
@@ -120,6 +128,7 @@ class Executor:
                         key=call.idempotency_key,
                         req_hash=idempotency.request_hash(dict(raw_input)),
                         ttl=self.idempotency_ttl,
+                        stale_after=self.request_timeout,
                     )
                     if isinstance(got, idempotency.Replay):
                         status_word = "replayed"

@@ -5,6 +5,11 @@ duplicate sees it: the unique constraint lets exactly one request through (on SQ
 write lock serialises them, on Postgres the second INSERT waits for the first and fails).
 The handler's transaction then stores the response in the same commit as its rows.
 
+A claim names the process running its request (`bunbase.process`). A duplicate that meets
+a claim still in progress answers 409 while that request may still be running: on the same
+host, until its process is gone (then it is taken over at once); a claim of another host,
+until the request timeout has passed (`BUNBASE_REQUEST_TIMEOUT`, 30 s).
+
 Secrets in a stored response (an API key's `secret`, a session `token`: the action's
 redacted fields) are kept encrypted with a key derived from SECRET_KEY (Fernet), so the
 replay can return them while the table never holds them in the clear.
@@ -16,7 +21,7 @@ import base64
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -26,13 +31,11 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
+from bunbase import process
 from bunbase.clock import clock
 from bunbase.db import DBSession, is_unique_violation
 from bunbase.errors import IdempotencyConflict, IdempotencyMismatch
 from bunbase.models import IdempotencyRecord
-
-#: an in-progress record older than this is taken to be abandoned (its process died)
-STALE_AFTER = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -55,8 +58,10 @@ def claim(
     key: str,
     req_hash: str,
     ttl: timedelta,
+    stale_after: timedelta,
 ) -> IdempotencyRecord | Replay:
-    """Claim the key for this request, or say what happened to the earlier one."""
+    """Claim the key for this request, or say what happened to the earlier one.
+    `stale_after`: when an in-progress claim of another host counts as abandoned."""
     now = clock.now()
     record = IdempotencyRecord(
         tenant_id=tenant_id,
@@ -64,6 +69,7 @@ def claim(
         action_name=action_name,
         key=key,
         request_hash=req_hash,
+        owner=process.identity(),
         created_at=now,
         expires_at=now + ttl,
     )
@@ -91,18 +97,29 @@ def claim(
             key=key,
             req_hash=req_hash,
             ttl=ttl,
+            stale_after=stale_after,
         )
     if existing.request_hash != req_hash:
         raise IdempotencyMismatch()
     if existing.status == "completed" and existing.expires_at > now:
         return Replay(existing.response_status or 200, existing.response_body or {})
-    if existing.status == "in_progress" and existing.created_at > now - STALE_AFTER:
+    if existing.status == "in_progress" and not _abandoned(existing, now - stale_after):
         raise IdempotencyConflict()
     # expired, or abandoned by a dead process: take it over
     existing.created_at, existing.expires_at, existing.status = now, now + ttl, "in_progress"
+    existing.owner = process.identity()
     existing.response_status = existing.response_body = None
     session.commit()
     return existing
+
+
+def _abandoned(record: IdempotencyRecord, cutoff: datetime) -> bool:
+    """The claim's request cannot be running. On this host that is known exactly (its
+    process is gone); a claim of another host counts as abandoned once it began before
+    `cutoff`, longer ago than any request may run."""
+    if process.is_local(record.owner):
+        return process.is_gone(record.owner)
+    return record.created_at <= cutoff
 
 
 SEALED = "$sealed"

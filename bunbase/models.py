@@ -180,6 +180,8 @@ class IdempotencyRecord(TenantScoped, db.Model):  # type: ignore[name-defined,mi
     status: Mapped[str] = mapped_column(String(20), default="in_progress", nullable=False)
     response_status: Mapped[int | None] = mapped_column(Integer)
     response_body: Mapped[dict[str, Any] | None] = mapped_column()
+    #: the process running the claimed request ("host:pid:start"), to release it if it dies
+    owner: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[datetime] = mapped_column(default=_now, nullable=False)
     expires_at: Mapped[datetime] = mapped_column(index=True, nullable=False)
 

@@ -81,7 +81,10 @@ def init_app(app: Flask, settings: Settings | None = None) -> Platform:
     registry = load(Registry(), _module_packages(settings))
     buffer = WriteBuffer(engine, interval=settings.buffer_interval, max_items=settings.buffer_max_items)
     executor = Executor(
-        buffer, timedelta(hours=settings.idempotency_ttl_hours), sqlite=engine.dialect.name == "sqlite"
+        buffer,
+        timedelta(hours=settings.idempotency_ttl_hours),
+        sqlite=engine.dialect.name == "sqlite",
+        request_timeout=timedelta(seconds=settings.request_timeout),
     )
     platform = Platform(settings, registry, executor, buffer)
     app.extensions["bunbase"] = platform

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 from bunbase.clock import clock
 from bunbase.db import write_intent
@@ -187,3 +188,115 @@ def test_a_secret_in_a_replayed_response_is_stored_encrypted(app, client, tenant
     # the key itself works, and was created once
     listed = assert_success(client.get(f"/v1/api-keys?orgId={tenant_a.org_id}", headers=tenant_a.headers()))
     assert [k["name"] for k in listed["data"]["items"]].count("ci") == 1
+
+
+# -- a claim whose process died (issue 11, finding 10) -------------------------------------------
+_HANG = """
+import sys
+from app import create_app
+from bunbase.config import Settings
+
+settings = Settings(DATABASE_URL=sys.argv[1], REDIS_URL=sys.argv[2], SECRET_KEY="test-secret",
+                    BUNBASE_INSTANCE_DIR=sys.argv[3], BUNBASE_EXTRA_MODULES="tests.fixture_modules",
+                    BUNBASE_LOG_LEVEL="CRITICAL")
+app = create_app(settings)
+app.test_client().post("/v1/actions/testkit.slow/run", json={"seconds": 3},
+                       headers={"Authorization": "Bearer " + sys.argv[4], "X-Tenant-Id": sys.argv[5],
+                                "Idempotency-Key": "dies-mid-request"})
+"""
+
+
+def _claims(app, key: str) -> list[IdempotencyRecord]:
+    from tests.helpers import rows
+
+    return rows(app, IdempotencyRecord, IdempotencyRecord.key == key)
+
+
+def test_a_key_whose_process_was_killed_mid_request_is_free_at_once(app, client, tenant_a, tmp_path):
+    """The probe: a web worker killed mid-request left its key answering 409 for minutes."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from bunbase import process, redis_conn
+    from bunbase.config import ROOT
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _HANG, app.config["SQLALCHEMY_DATABASE_URI"], redis_conn.url(),
+         str(tmp_path), tenant_a.token, tenant_a.id],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not _claims(app, "dies-mid-request"):
+            assert proc.poll() is None and time.monotonic() < deadline, "the request never claimed its key"
+            time.sleep(0.05)
+        (claim,) = _claims(app, "dies-mid-request")
+        assert claim.status == "in_progress" and claim.owner.split(":")[1] == str(proc.pid)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    retry = client.post("/v1/actions/testkit.slow/run", json={"seconds": 3},
+                        headers=tenant_a.headers(**{"Idempotency-Key": "dies-mid-request"}))
+    assert_success(retry)  # run again at once, not 409 for minutes
+    assert "Idempotent-Replayed" not in retry.headers
+    (claim,) = _claims(app, "dies-mid-request")
+    assert claim.status == "completed" and claim.owner == process.identity()
+
+
+def _stuck_claim(app, tenant_id: str, key: str, owner: str) -> None:
+    from bunbase.db import db
+    from bunbase.idempotency import request_hash
+    from bunbase.tenancy import tenant_scope
+
+    body = {"seconds": 0}
+    with app.app_context(), tenant_scope(tenant_id), write_intent():
+        actor = db.session.execute(
+            db.text("SELECT user_id FROM auth_sessions ORDER BY created_at DESC LIMIT 1")).scalar()
+        db.session.add(IdempotencyRecord(
+            tenant_id=tenant_id, actor_id=actor, action_name="testkit.slow", key=key,
+            request_hash=request_hash(body), owner=owner, created_at=clock.now(),
+            expires_at=clock.now() + timedelta(hours=24)))
+        db.session.commit()
+        db.session.remove()
+
+
+def _run(client, tenant, key: str):
+    return client.post("/v1/actions/testkit.slow/run", json={"seconds": 0},
+                       headers=tenant.headers(**{"Idempotency-Key": key}))
+
+
+def test_a_claim_of_a_dead_local_process_is_taken_over_and_a_live_one_is_not(app, client, tenant_a):
+    import os
+    import subprocess
+    import sys
+
+    from bunbase import process
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    dead_owner = f"{process.HOST}:{gone.pid}:{process._start_of(gone.pid) or '1'}"
+    _stuck_claim(app, tenant_a.id, "dead-owner", dead_owner)
+    assert_success(_run(client, tenant_a, "dead-owner"))
+    # a live process of this host (this one) still holds its key
+    _stuck_claim(app, tenant_a.id, "live-owner", process.identity())
+    assert_failure(_run(client, tenant_a, "live-owner"), 409, "idempotency_conflict")
+    clock.advance("10m")  # however long: the owner is known to be alive
+    assert_failure(_run(client, tenant_a, "live-owner"), 409, "idempotency_conflict")
+    # a pid that now names another process (started later) is not the owner
+    _stuck_claim(app, tenant_a.id, "recycled", f"{process.HOST}:{os.getpid()}:1")
+    assert_success(_run(client, tenant_a, "recycled"))
+
+
+def test_a_claim_of_another_host_is_released_after_the_request_timeout(app, client, tenant_a):
+    _stuck_claim(app, tenant_a.id, "elsewhere", "other-host.internal:4242:99")
+    assert_failure(_run(client, tenant_a, "elsewhere"), 409, "idempotency_conflict")
+    timeout = app.extensions["bunbase"].settings.request_timeout
+    clock.advance(f"{timeout - 2}s")
+    assert_failure(_run(client, tenant_a, "elsewhere"), 409, "idempotency_conflict")
+    clock.advance("3s")
+    assert_success(_run(client, tenant_a, "elsewhere"))
