@@ -47,8 +47,11 @@ class InOrg(Guard):
             raise NotFound(self.not_found)
         ctx.org_id = org_id
         ctx.extras.pop("membership", None)
-        if not _studio_admin(ctx) and services._org_membership(ctx) is None:
-            raise NotFound(self.not_found)  # operators manage every org from Studio
+        if _studio_admin(ctx):  # operators manage every org of the tenant from Studio
+            if not services.org_in_tenant(ctx.db, org_id):
+                raise NotFound(self.not_found)
+        elif services._org_membership(ctx) is None:
+            raise NotFound(self.not_found)
         ctx.verified_org_id = org_id
 
 

@@ -235,6 +235,13 @@ def membership(
     return found
 
 
+def org_in_tenant(session: DBSession, org_id: str) -> bool:
+    """Whether `org_id` is an org of the tenant in scope. Every org has members (its owner
+    cannot leave), and memberships are tenant-scoped: an org of another tenant, or none at
+    all, has none here."""
+    return session.scalar(select(Membership.id).where(Membership.org_id == org_id).limit(1)) is not None
+
+
 def bind(
     session: DBSession,
     tenant_id: str,
