@@ -53,9 +53,11 @@ def tenant_seed(count: int, as_json: bool) -> None:
               help="Run the worker as a child that is restarted if a job kills it (not with --burst).")
 @with_appcontext
 def worker(burst: bool, queues: str, supervise: bool) -> None:
+    from bunbase import process
     from bunbase.worker import run_worker, supervised_argv
     from bunbase.worker import supervise as run_supervisor
 
+    process.die_with_parent()  # started by a supervisor (`make run`, or this command): never outlive it
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     if supervise and not burst:
         raise SystemExit(run_supervisor(app, supervised_argv()))
@@ -66,8 +68,10 @@ def worker(burst: bool, queues: str, supervise: bool) -> None:
 @click.option("--once", is_flag=True, help="Run one tick and exit.")
 @with_appcontext
 def scheduler(once: bool) -> None:
+    from bunbase import process
     from bunbase.scheduler import run_scheduler
 
+    process.die_with_parent()
     run_scheduler(current_app._get_current_object(), once=once)  # type: ignore[attr-defined]
 
 

@@ -8,6 +8,8 @@ itself (a segfault in a C extension, `os._exit`, the OOM killer). For that,
 dies, the supervisor records the job it was running as a failed attempt ("the worker
 process died", retried with backoff or dead-lettered like any failure) and starts a new
 child. Ctrl-C / SIGTERM go to the child, which finishes its job first (RQ's warm shutdown).
+The child dies with the supervisor (`bunbase.process.die_with_parent`): killing the
+supervisor, even with SIGKILL, leaves no worker behind.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from flask import Flask
 from rq import Queue, SimpleWorker
 from rq.job import Job
 
-from bunbase import jobs, redis_conn
+from bunbase import jobs, process, redis_conn
 
 log = structlog.get_logger("bunbase.worker")
 
@@ -64,7 +66,7 @@ def supervise(app: Flask, child_argv: list[str]) -> int:
         generation += 1
         name = f"bunbase-{socket.gethostname()}-{os.getpid()}-{generation}-{uuid.uuid4().hex[:8]}"
         started = time.monotonic()
-        child = subprocess.Popen(child_argv, env={**os.environ, NAME_ENV: name})
+        child = subprocess.Popen(child_argv, env=process.child_env({**os.environ, NAME_ENV: name}))
         code = child.wait()
         while code is None:  # pragma: no cover - wait() returns the code
             code = child.wait()
