@@ -17,22 +17,19 @@ replay can return them while the table never holds them in the clear.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from bunbase import process
 from bunbase.clock import clock
+from bunbase.crypto import fernet
 from bunbase.db import DBSession, is_unique_violation
 from bunbase.errors import IdempotencyConflict, IdempotencyMismatch
 from bunbase.models import IdempotencyRecord
@@ -125,11 +122,8 @@ def _abandoned(record: IdempotencyRecord, cutoff: datetime) -> bool:
 SEALED = "$sealed"
 
 
-@lru_cache(maxsize=4)
 def _fernet(secret_key: str) -> Fernet:
-    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
-               info=b"bunbase idempotent responses").derive(secret_key.encode())
-    return Fernet(base64.urlsafe_b64encode(key))
+    return fernet(secret_key, b"bunbase idempotent responses")
 
 
 def seal(body: dict[str, Any], fields: frozenset[str], secret_key: str) -> dict[str, Any]:
