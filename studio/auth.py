@@ -94,15 +94,16 @@ def _check(email: str, password: str, workspace: str, ip: str | None) -> tuple[s
     try:
         user = signin.check_password(db.session, tenant_id=tenant_id, email=email, password=password,
                                      ip=ip, via="studio", trace_id=api.trace_id())
+        found = (user.tenant_id, user.id, user.password_hash or "", user.can_use_studio)
     except throttle.LockedOut as err:
         raise LoginError(f"Too many failed sign-ins. Try again in {err.retry_after} seconds.") from None
     except signin.SignInFailed:
         raise LoginError(WRONG) from None
     finally:
         db.session.rollback()  # end the read: the write below takes the write lock
-    if not user.can_use_studio:
+    if not found[3]:
         raise LoginError("This account cannot use Studio.")
-    return user.tenant_id, user.id, user.password_hash or ""
+    return found[0], found[1], found[2]
 
 
 def sign_in(email: str, password: str, workspace: str, ip: str | None, agent: str | None) -> None:

@@ -225,3 +225,9 @@ def test_the_invitation_pages_sign_up_never_opens_an_existing_account(app, tenan
                              "csrf_token": _csrf(c, url)}).get_data(as_text=True)
     assert "already exists: sign in to accept" in page
     assert invite_sign_in(app, token, "a brand new password").count("Email or password is incorrect") == 1
+
+
+def test_studio_tells_a_non_administrator_only_after_the_right_password(app, tenant_a):
+    add_user(app, tenant_a.id, "plain@example.com", "Plain")
+    assert "Email or password is incorrect" in studio_login(app, "plain@example.com", WRONG)
+    assert studio_login(app, "plain@example.com", PASSWORD) == "This account cannot use Studio."
