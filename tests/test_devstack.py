@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -172,3 +173,34 @@ def test_a_supervised_child_dies_with_its_supervisor(tmp_path):
         parent.wait(timeout=10)
         if parent.stdout is not None:
             parent.stdout.close()
+
+
+def test_a_cli_command_in_a_second_terminal_leaves_the_stack_running(stack, tmp_path):
+    """Issue 12: `tenant seed` next to `make run` joined the embedded Redis and stopped it on
+    exit, taking the whole stack down. Now it leaves it running, and its tenants sign in."""
+    import http.cookiejar
+    import json
+    import re
+
+    proc, url = stack
+    _wait("the web server", lambda: _healthy(url), timeout=120)
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
+    env.update(BUNBASE_INSTANCE_DIR=str(tmp_path), SECRET_KEY="devstack-test", BUNBASE_LOG_LEVEL="WARNING")
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / "flask"), "--app", "app", "bunbase", "tenant", "seed",
+         "--count", "2", "--json"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=True,
+    ).stdout
+    seeded = json.loads(out[out.index("["):])
+    assert len(seeded) == 2
+    time.sleep(1.0)
+    assert _healthy(url) and proc.poll() is None  # Redis and the stack are still there
+    for tenant in seeded:
+        jar = http.cookiejar.CookieJar()
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+        page = opener.open(f"{url}/studio/login").read().decode()
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+        form = urllib.parse.urlencode({"email": tenant["admin_email"], "password": tenant["admin_password"],
+                                       "workspace": tenant["slug"], "csrf_token": csrf}).encode()
+        landed = opener.open(f"{url}/studio/login", data=form)
+        assert landed.geturl().rstrip("/").endswith("/studio"), landed.geturl()
