@@ -37,6 +37,7 @@ chromium:
 
 lint: $(STAMP)
 	$(BIN)/ruff check bunbase studio modules app.py tests e2e bench
+	$(BIN)/ruff format --check bunbase studio modules
 	$(BIN)/mypy
 
 bench: $(STAMP)

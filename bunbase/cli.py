@@ -49,8 +49,12 @@ def tenant_seed(count: int, as_json: bool) -> None:
 @cli.command("worker", help="Run an RQ worker (queues high, default, low in that order).")
 @click.option("--burst", is_flag=True, help="Exit when the queues are empty.")
 @click.option("--queues", default="high,default,low", show_default=True)
-@click.option("--supervise/--no-supervise", default=True, show_default=True,
-              help="Run the worker as a child that is restarted if a job kills it (not with --burst).")
+@click.option(
+    "--supervise/--no-supervise",
+    default=True,
+    show_default=True,
+    help="Run the worker as a child that is restarted if a job kills it (not with --burst).",
+)
 @with_appcontext
 def worker(burst: bool, queues: str, supervise: bool) -> None:
     from bunbase import process

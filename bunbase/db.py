@@ -232,8 +232,9 @@ def configure_engine(engine: Engine) -> None:
                 else:
                     raw.executemany(stmt.sql, params)
             except engine.dialect.loaded_dbapi.Error as exc:
-                raise DBAPIError.instance(stmt.sql, params, exc, engine.dialect.loaded_dbapi.Error,
-                                          dialect=engine.dialect) from exc
+                raise DBAPIError.instance(
+                    stmt.sql, params, exc, engine.dialect.loaded_dbapi.Error, dialect=engine.dialect
+                ) from exc
 
     @event.listens_for(engine, "before_cursor_execute")
     def _before_execute(

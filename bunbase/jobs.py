@@ -107,8 +107,17 @@ def job(
         existing = _jobs.get(name)
         if existing is not None and existing.handler.__qualname__ != fn.__qualname__:
             raise ValueError(f"job {name!r} is defined twice")
-        definition = JobDef(name, fn, payload, queue, retries, backoff, timeout=timeout, api=api,
-                            redact=REDACTED_FIELDS | frozenset(redact))
+        definition = JobDef(
+            name,
+            fn,
+            payload,
+            queue,
+            retries,
+            backoff,
+            timeout=timeout,
+            api=api,
+            redact=REDACTED_FIELDS | frozenset(redact),
+        )
         _jobs[name] = definition
         return definition
 
@@ -189,7 +198,7 @@ def enqueue(
             trace_id=ctx.trace_id,
             parent_run_id=ctx.run_id,
             source=source or (f"action:{ctx.action.name}" if ctx.action else ctx.trigger),
-        )
+        ),
     )
     if when is None:
         # no outbox row: the queued job row is the durable record (see relay_lost)
@@ -278,19 +287,37 @@ def _push_many(items: list[Push]) -> None:
         q = queue(queue_name)
         if len(jobs_) == 1:
             job_id, tenant_id, timeout = jobs_[0]
-            q.enqueue_call(run_job, args=(job_id, tenant_id), job_id=job_id, timeout=timeout,
-                           result_ttl=0, failure_ttl=7 * 86400)
+            q.enqueue_call(
+                run_job,
+                args=(job_id, tenant_id),
+                job_id=job_id,
+                timeout=timeout,
+                result_ttl=0,
+                failure_ttl=7 * 86400,
+            )
             continue
-        q.enqueue_many([
-            Queue.prepare_data(run_job, args=(job_id, tenant_id), job_id=job_id, timeout=timeout,
-                               result_ttl=0, failure_ttl=7 * 86400)
-            for job_id, tenant_id, timeout in jobs_
-        ])
+        q.enqueue_many(
+            [
+                Queue.prepare_data(
+                    run_job,
+                    args=(job_id, tenant_id),
+                    job_id=job_id,
+                    timeout=timeout,
+                    result_ttl=0,
+                    failure_ttl=7 * 86400,
+                )
+                for job_id, tenant_id, timeout in jobs_
+            ]
+        )
 
 
 def _effect_push(e: Effect) -> Push:
-    return (e.payload["job_id"], e.tenant_id, e.payload.get("queue", "default"),
-            int(e.payload.get("timeout", -1)))
+    return (
+        e.payload["job_id"],
+        e.tenant_id,
+        e.payload.get("queue", "default"),
+        int(e.payload.get("timeout", -1)),
+    )
 
 
 def _dispatch_job(effect: Effect) -> None:
@@ -386,8 +413,13 @@ def run_job(job_id: str, tenant_id: str) -> str:
 #: the hot path reads and writes the job row with Core: the tenant filter is explicit here,
 #: and the ORM's identity map and tenant criteria would cost more than the two statements
 _SELECT_JOB = select(
-    _jobs_t.c.name, _jobs_t.c.status, _jobs_t.c.attempts, _jobs_t.c.payload, _jobs_t.c.trace_id,
-    _jobs_t.c.history, _jobs_t.c.started_at,
+    _jobs_t.c.name,
+    _jobs_t.c.status,
+    _jobs_t.c.attempts,
+    _jobs_t.c.payload,
+    _jobs_t.c.trace_id,
+    _jobs_t.c.history,
+    _jobs_t.c.started_at,
 ).where(_jobs_t.c.id == bindparam("job_id"), _jobs_t.c.tenant_id == bindparam("tenant_id"))
 
 
@@ -453,7 +485,14 @@ def _run(job_id: str, tenant_id: str) -> str:
 
 
 _SUCCEEDED_COLUMNS = (
-    "history", "attempts", "status", "started_at", "duration_ms", "error", "finished_at", "result"
+    "history",
+    "attempts",
+    "status",
+    "started_at",
+    "duration_ms",
+    "error",
+    "finished_at",
+    "result",
 )
 _UPDATE_JOB = (
     update(_jobs_t)

@@ -351,10 +351,17 @@ def _step_completed_stmt(dialect: str) -> Any:
     if stmt is None:
         insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
         ins = insert(_steps_t).values(
-            id=bindparam("id"), tenant_id=bindparam("tenant_id"), run_id=bindparam("run_id"),
-            index=bindparam("index"), kind="step", name=bindparam("name"), status="completed",
-            attempts=bindparam("attempts"), started_at=bindparam("started_at"),
-            finished_at=bindparam("finished_at"), result=bindparam("result", type_=_steps_t.c.result.type),
+            id=bindparam("id"),
+            tenant_id=bindparam("tenant_id"),
+            run_id=bindparam("run_id"),
+            index=bindparam("index"),
+            kind="step",
+            name=bindparam("name"),
+            status="completed",
+            attempts=bindparam("attempts"),
+            started_at=bindparam("started_at"),
+            finished_at=bindparam("finished_at"),
+            result=bindparam("result", type_=_steps_t.c.result.type),
             error=None,
         )
         stmt = _STEP_COMPLETED[dialect] = ins.on_conflict_do_update(
@@ -377,11 +384,20 @@ def _step_completed(
     """Record the finished step in one statement: an insert, or an update of the row an
     earlier attempt or a replay left (keeping when it first started)."""
     conn = session.connection()
-    conn.execute(_step_completed_stmt(conn.dialect.name), {
-        "id": new_id("wfs"), "tenant_id": run.tenant_id, "run_id": run.id, "index": run.current_step,
-        "name": name, "attempts": attempt, "started_at": started_at, "finished_at": clock.now(),
-        "result": result,
-    })
+    conn.execute(
+        _step_completed_stmt(conn.dialect.name),
+        {
+            "id": new_id("wfs"),
+            "tenant_id": run.tenant_id,
+            "run_id": run.id,
+            "index": run.current_step,
+            "name": name,
+            "attempts": attempt,
+            "started_at": started_at,
+            "finished_at": clock.now(),
+            "result": result,
+        },
+    )
 
 
 def _jsonable(value: Any) -> Any:

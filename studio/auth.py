@@ -92,8 +92,15 @@ def _check(email: str, password: str, workspace: str, ip: str | None) -> tuple[s
     `LoginError` with the message to show."""
     tenant_id = _workspace_of(email, workspace)
     try:
-        user = signin.check_password(db.session, tenant_id=tenant_id, email=email, password=password,
-                                     ip=ip, via="studio", trace_id=api.trace_id())
+        user = signin.check_password(
+            db.session,
+            tenant_id=tenant_id,
+            email=email,
+            password=password,
+            ip=ip,
+            via="studio",
+            trace_id=api.trace_id(),
+        )
         found = (user.tenant_id, user.id, user.password_hash or "", user.can_use_studio)
     except throttle.LockedOut as err:
         raise LoginError(f"Too many failed sign-ins. Try again in {err.retry_after} seconds.") from None

@@ -7,7 +7,9 @@ from typing import Any
 
 from flask import request, url_for
 from sqlalchemy import Select, func, select
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.orm import InstrumentedAttribute
+
+from bunbase.db import DBSession
 
 PAGE_SIZE = 25
 
@@ -22,14 +24,16 @@ class Page:
     first_url: str | None
 
 
-def _url(endpoint: str, **changes: Any) -> str:
-    args = {k: v for k, v in request.args.items() if k not in {"before", "after"} and v}
-    args.update({k: v for k, v in changes.items() if v})
-    return url_for(endpoint, **request.view_args or {}, **args)
+def page_url(endpoint: str, **changes: Any) -> str:
+    """This page (its view args and query string, without the cursor) with `changes`."""
+    values: dict[str, Any] = dict(request.view_args or {})
+    values.update({k: v for k, v in request.args.items() if k not in {"before", "after"} and v})
+    values.update({k: v for k, v in changes.items() if v})
+    return url_for(endpoint, **values)
 
 
 def keyset(
-    session: Session,
+    session: DBSession,
     stmt: Select[Any],
     id_col: InstrumentedAttribute[str],
     endpoint: str,
@@ -39,9 +43,7 @@ def keyset(
     total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
     before, after = request.args.get("before"), request.args.get("after")
     if after:
-        rows = list(
-            session.scalars(stmt.where(id_col > after).order_by(id_col.asc()).limit(size + 1))
-        )
+        rows = list(session.scalars(stmt.where(id_col > after).order_by(id_col.asc()).limit(size + 1)))
         has_newer = len(rows) > size
         rows = list(reversed(rows[:size]))
         has_older = True
@@ -57,7 +59,7 @@ def keyset(
         rows=rows,
         total=total,
         shown=len(rows),
-        next_url=_url(endpoint, before=ids[-1]) if has_older and ids else None,
-        prev_url=_url(endpoint, after=ids[0]) if has_newer and ids else None,
-        first_url=_url(endpoint) if (before or after) else None,
+        next_url=page_url(endpoint, before=ids[-1]) if has_older and ids else None,
+        prev_url=page_url(endpoint, after=ids[0]) if has_newer and ids else None,
+        first_url=page_url(endpoint) if (before or after) else None,
     )

@@ -27,16 +27,18 @@ def studio_actor() -> Actor:
     )
 
 
-def run_as(name: str, raw_input: dict[str, Any], tenant: TenantRef, actor: Actor, *,
-           trigger: str = "web") -> Outcome:
+def run_as(
+    name: str, raw_input: dict[str, Any], tenant: TenantRef, actor: Actor, *, trigger: str = "web"
+) -> Outcome:
     """Run an action for this request as `actor` in `tenant`, through the executor. The
     executor ends with no tenant in scope."""
     platform = current_app.extensions["bunbase"]
     action = platform.registry.get(name)
     if action is None:
         raise LookupError(f"unknown action {name!r}")
-    call = Call(trigger=trigger, resolve=lambda: (tenant, actor), trace_id=api.trace_id(),
-                request=api.request_info())
+    call = Call(
+        trigger=trigger, resolve=lambda: (tenant, actor), trace_id=api.trace_id(), request=api.request_info()
+    )
     outcome: Outcome = platform.executor.run(action, raw_input, call)
     return outcome
 

@@ -1,6 +1,6 @@
-from bunbase import NavItem, module
+from bunbase import NavItem, modules
 
-module = module(
+module = modules.module(
     "api_keys",
     api_prefix="/api-keys",
     depends_on=["rbac", "orgs"],

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -44,7 +44,7 @@ class KeyOut(Contract):
         return cls(**_key_fields(key, ctx))
 
 
-def _key_fields(key: ApiKey, ctx: Context) -> dict[str, object]:
+def _key_fields(key: ApiKey, ctx: Context) -> dict[str, Any]:
     return {
         "key_id": key.id,
         "org_id": key.org_id,

@@ -137,17 +137,6 @@ def _owner_may_hold(session: DBSession, org_id: str, owner: tuple[str, str], wan
 
 
 # -- service accounts ----------------------------------------------------------------
-def role_for(session: DBSession, role: str) -> Role:
-    """A role by key or id."""
-    found = session.scalar(select(Role).where((Role.key == role) | (Role.id == role)))
-    if found is None:
-        raise BadRequest(
-            f"Unknown role {role!r}",
-            details=[{"field": "role", "message": "unknown role", "type": "value_error"}],
-        )
-    return found
-
-
 def get_service_account(session: DBSession, sa_id: str) -> ServiceAccount:
     sa = session.get(ServiceAccount, sa_id)
     if sa is None:
@@ -169,7 +158,7 @@ def sa_role(session: DBSession, sa: ServiceAccount) -> Role | None:
 def create_service_account(
     ctx: Context, *, org_id: str, name: str, description: str, role: str
 ) -> tuple[ServiceAccount, Role]:
-    chosen = role_for(ctx.db, role)
+    chosen = rbac.role_for(ctx.db, role)
     _caller_may_grant(ctx, org_id, sorted(chosen.permissions))
     if ctx.db.scalar(
         select(ServiceAccount.id).where(ServiceAccount.org_id == org_id, ServiceAccount.name == name)
@@ -197,7 +186,7 @@ def create_service_account(
 
 
 def update_service_account_role(ctx: Context, sa: ServiceAccount, role: str) -> Role:
-    chosen = role_for(ctx.db, role)
+    chosen = rbac.role_for(ctx.db, role)
     _caller_may_grant(ctx, sa.org_id, sorted(chosen.permissions))
     m: Membership | None = rbac.membership(ctx.db, sa.org_id, sa.id, "service_account")
     before = m.role.key if m else None
@@ -572,7 +561,13 @@ def seed_demo(tenant: TenantRef, seeded: SeededTenant) -> None:
     if alice is not None:
         owners.append(("alice-laptop", ("user", alice), ["ticket:read", "ticket:create"]))
     # the keys are made as the org's owner would make them (the secrets are thrown away)
-    as_owner = Context(tenant=tenant, actor=Actor(kind="user", id=org.owner_id), trace_id=new_trace_id(),
-                       run_id=new_id("run"), db=db.session, trigger="seed")
+    as_owner = Context(
+        tenant=tenant,
+        actor=Actor(kind="user", id=org.owner_id),
+        trace_id=new_trace_id(),
+        run_id=new_id("run"),
+        db=db.session,
+        trigger="seed",
+    )
     for name, owner, scopes in owners:
         _new_key_row(as_owner, org_id=org.id, name=name, scopes=scopes, owner=owner, expires_at=None)

@@ -1,6 +1,6 @@
-from bunbase import NavItem, module
+from bunbase import NavItem, modules
 
-module = module(
+module = modules.module(
     "audit",
     api_prefix="/audit",
     depends_on=["rbac"],

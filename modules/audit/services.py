@@ -112,8 +112,9 @@ def list_events(
     session: DBSession, f: EventFilters, *, cursor: str | None = None, limit: int = 50
 ) -> EventPage:
     """Newest first, keyset-paginated on the time-ordered id."""
-    page = cursors.newest_first(session, filtered(session, f), AuditEntry.id,
-                                list_name="audit", cursor=cursor, limit=limit)
+    page = cursors.newest_first(
+        session, filtered(session, f), AuditEntry.id, list_name="audit", cursor=cursor, limit=limit
+    )
     return EventPage(page.items, page.total, page.next_cursor)
 
 

@@ -1,6 +1,6 @@
-from bunbase import module
+from bunbase import modules
 
-module = module(
+module = modules.module(
     "auth",
     api_prefix="/auth",
     description="Sign in and out: bearer session tokens for API clients.",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, cast
 
 from pydantic import Field
 
@@ -14,9 +14,7 @@ from modules.orgs.models import Invitation, Organization
 from modules.rbac.guards import in_org
 from modules.rbac.models import Membership
 
-Slug = Field(
-    default=None, min_length=1, max_length=63, pattern=r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$"
-)
+Slug = Field(default=None, min_length=1, max_length=63, pattern=r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
 
 
 class OrgOut(Contract):
@@ -101,12 +99,15 @@ class Done(Contract):
     ok: bool = True
 
 
+InvitationStatus = Literal["pending", "accepted", "declined", "revoked", "expired"]
+
+
 class InvitationOut(Contract):
     invitation_id: str
     org_id: str
     email: str
     role_id: str
-    status: Literal["pending", "accepted", "declined", "revoked", "expired"]
+    status: InvitationStatus
     expires_at: Timestamp
     sent_count: int
 
@@ -117,7 +118,7 @@ class InvitationOut(Contract):
             org_id=inv.org_id,
             email=inv.email,
             role_id=inv.role_id,
-            status=status,
+            status=cast(InvitationStatus, status),
             expires_at=inv.expires_at,
             sent_count=inv.sent_count,
         )  # type: ignore[arg-type]
@@ -212,9 +213,7 @@ def get_org(input: OrgRef, ctx: Context) -> OrgOut:
     description="Rename an organization or change its slug.",
 )
 def update_org(input: UpdateOrgInput, ctx: Context) -> OrgOut:
-    org = services.update_org(
-        ctx, services.get_org(ctx.db, input.org_id), name=input.name, slug=input.slug
-    )
+    org = services.update_org(ctx, services.get_org(ctx.db, input.org_id), name=input.name, slug=input.slug)
     return OrgOut.of(org)
 
 
@@ -259,9 +258,7 @@ def leave_org(input: OrgRef, ctx: Context) -> Done:
 )
 def list_members(input: OrgRef, ctx: Context) -> MemberList:
     rows = services.members(ctx.db, input.org_id)
-    return MemberList(
-        items=[MemberOut.of(m, u.email if u else None, u.name if u else None) for m, u in rows]
-    )
+    return MemberList(items=[MemberOut.of(m, u.email if u else None, u.name if u else None) for m, u in rows])
 
 
 @action(

@@ -27,9 +27,7 @@ class Invitation(TenantScoped, db.Model):  # type: ignore[name-defined,misc]
     __tablename__ = "org_invitations"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("inv"))
-    org_id: Mapped[str] = mapped_column(
-        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
-    )
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
     email: Mapped[str] = mapped_column(String(320), nullable=False)
     role_id: Mapped[str] = mapped_column(ForeignKey("rbac_roles.id"), nullable=False)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)

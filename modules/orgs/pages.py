@@ -49,9 +49,7 @@ class InviteView:
 
 def _load(token: str) -> InviteView | None:
     with unscoped():
-        inv = db.session.scalar(
-            select(Invitation).where(Invitation.token_hash == identity.token_hash(token))
-        )
+        inv = db.session.scalar(select(Invitation).where(Invitation.token_hash == identity.token_hash(token)))
         if inv is None:
             return None
         org = db.session.get(Organization, inv.org_id)
@@ -99,9 +97,14 @@ def _signed_in_actor(tenant: TenantRef, email: str) -> Actor | str:
     db.session.rollback()
     with tenant_scope(tenant.id):
         try:
-            user = signin.check_password(db.session, tenant_id=tenant.id, email=email,
-                                         password=request.form.get("password", ""),
-                                         ip=request.remote_addr, via="invitation")
+            user = signin.check_password(
+                db.session,
+                tenant_id=tenant.id,
+                email=email,
+                password=request.form.get("password", ""),
+                ip=request.remote_addr,
+                via="invitation",
+            )
         except throttle.LockedOut as err:
             db.session.rollback()
             return f"Too many failed sign-ins. Try again in {err.retry_after} seconds."

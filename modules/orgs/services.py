@@ -54,9 +54,7 @@ def create_org(ctx: Context, *, name: str, slug: str | None, owner_id: str) -> O
         )
     if ctx.db.scalar(select(Organization.id).where(Organization.slug == slug)):
         raise Conflict(f"The slug {slug!r} is taken in this workspace")
-    org = Organization(
-        tenant_id=ctx.tenant.id, name=name, slug=slug, owner_id=owner_id, created_at=ctx.now()
-    )
+    org = Organization(tenant_id=ctx.tenant.id, name=name, slug=slug, owner_id=owner_id, created_at=ctx.now())
     ctx.db.add(org)
     ctx.db.flush()
     rbac.bind(ctx.db, ctx.tenant.id, org.id, owner_id, rbac.creator_role(ctx.db, org.role_set_id))
@@ -70,9 +68,7 @@ def create_org(ctx: Context, *, name: str, slug: str | None, owner_id: str) -> O
     return org
 
 
-def update_org(
-    ctx: Context, org: Organization, *, name: str | None, slug: str | None
-) -> Organization:
+def update_org(ctx: Context, org: Organization, *, name: str | None, slug: str | None) -> Organization:
     before = {"name": org.name, "slug": org.slug}
     if slug is not None and slug != org.slug:
         if not SLUG.match(slug):
@@ -107,9 +103,7 @@ def orgs_of(session: DBSession, user_id: str) -> list[tuple[Organization, Member
 def members(session: DBSession, org_id: str) -> list[tuple[Membership, User | None]]:
     rows = session.execute(
         select(Membership, User)
-        .outerjoin(
-            User, (User.id == Membership.principal_id) & (Membership.principal_type == "user")
-        )
+        .outerjoin(User, (User.id == Membership.principal_id) & (Membership.principal_type == "user"))
         .where(Membership.org_id == org_id)
         .order_by(Membership.created_at)
     ).all()
@@ -123,20 +117,9 @@ def get_member(session: DBSession, org_id: str, user_id: str) -> Membership:
     return m
 
 
-def _role_for(session: DBSession, role: str) -> Role:
-    """A role by key or id."""
-    found = session.scalar(select(Role).where((Role.key == role) | (Role.id == role)))
-    if found is None:
-        raise BadRequest(
-            f"Unknown role {role!r}",
-            details=[{"field": "role", "message": "unknown role", "type": "value_error"}],
-        )
-    return found
-
-
 def update_member_role(ctx: Context, org: Organization, user_id: str, role: str) -> Membership:
     m = get_member(ctx.db, org.id, user_id)
-    new_role = _role_for(ctx.db, role)
+    new_role = rbac.role_for(ctx.db, role)
     if (new_role.key == "owner" or m.role.key == "owner") and not _is_owner(ctx, org):
         raise Forbidden("Only an owner can make someone an owner or change an owner's role")
     if m.role.key == "owner" and new_role.key != "owner" and rbac.owner_count(ctx.db, org.id) <= 1:
@@ -254,11 +237,9 @@ def _send_invite(ctx: Context, org: Organization, inv: Invitation, token: str) -
     )
 
 
-def invite(
-    ctx: Context, org: Organization, *, email: str, role: str | None
-) -> tuple[Invitation, str]:
+def invite(ctx: Context, org: Organization, *, email: str, role: str | None) -> tuple[Invitation, str]:
     email = email.lower()
-    chosen = _role_for(ctx.db, role) if role else rbac.default_member_role(ctx.db, org.role_set_id)
+    chosen = rbac.role_for(ctx.db, role) if role else rbac.default_member_role(ctx.db, org.role_set_id)
     if chosen.key == "owner" and not _is_owner(ctx, org):
         raise Forbidden("Only an owner can invite an owner")
     user = ctx.db.scalar(select(User).where(User.email == email))

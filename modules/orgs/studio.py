@@ -131,10 +131,7 @@ def orgs() -> str:
         stmt = stmt.where(Organization.owner_id == f["owner"])
     if f["size"] in {"solo", "team"}:
         members = (
-            select(Membership.org_id)
-            .group_by(Membership.org_id)
-            .having(func.count() > 1)
-            .scalar_subquery()
+            select(Membership.org_id).group_by(Membership.org_id).having(func.count() > 1).scalar_subquery()
         )
         wanted = Organization.id.in_(members)
         stmt = stmt.where(wanted if f["size"] == "team" else ~wanted)
@@ -162,9 +159,7 @@ def orgs() -> str:
         "orgs": _count(select(Organization.id)),
         "memberships": _count(select(Membership.id)),
         "pending": _count(
-            select(Invitation.id).where(
-                Invitation.status == "pending", Invitation.expires_at > clock.now()
-            )
+            select(Invitation.id).where(Invitation.status == "pending", Invitation.expires_at > clock.now())
         ),
         "custom_roles": _count(select(Role.id).where(Role.is_system.is_(False))),
     }
@@ -239,9 +234,7 @@ def _member_row(org: Organization, user_id: str) -> str:
 def orgs_member_role(org_id: str, user_id: str) -> Any:
     org = _org(org_id)
     role = request.form.get("role", "")
-    outcome = run_action(
-        "orgs.member.update_role", {"orgId": org.id, "userId": user_id, "role": role}
-    )
+    outcome = run_action("orgs.member.update_role", {"orgId": org.id, "userId": user_id, "role": role})
     user = db.session.get(User, user_id)
     who = user.email if user else user_id
     message = f"{who} is now {role}." if _ok(outcome) else error_message(outcome)
@@ -318,11 +311,11 @@ def orgs_invitation_act(org_id: str, invitation_id: str, verb: str) -> Any:
     if inv is None or inv.org_id != org.id:
         abort(404)
     email = inv.email
-    outcome = run_action(
-        f"orgs.invitation.{verb}", {"orgId": org.id, "invitationId": invitation_id}
-    )
-    done = {"revoke": f"The invitation for {email} was revoked.",
-            "resend": f"A new invitation link was sent to {email}."}
+    outcome = run_action(f"orgs.invitation.{verb}", {"orgId": org.id, "invitationId": invitation_id})
+    done = {
+        "revoke": f"The invitation for {email} was revoked.",
+        "resend": f"A new invitation link was sent to {email}.",
+    }
     _flash(outcome, done[verb])
     return redirect(url_for("orgs_studio.orgs_invitations", org_id=org.id))
 
@@ -332,9 +325,7 @@ def orgs_invitation_act(org_id: str, invitation_id: str, verb: str) -> Any:
 def orgs_roles(org_id: str) -> str:
     org = _org(org_id)
     rs = _role_set(org)
-    entries = sorted(
-        rs.entries if rs else [], key=lambda e: (not e.role.is_system, e.role.name)
-    )
+    entries = sorted(rs.entries if rs else [], key=lambda e: (not e.role.is_system, e.role.name))
     return render_template(
         "orgs/org_roles.html",
         **_org_context(org, "roles"),
@@ -366,8 +357,7 @@ def memberships() -> str:
         "filters": f,
         "users": _users(m.principal_id for m in page.rows),
         "orgs_by_id": {
-            o.id: o
-            for o in db.session.scalars(select(Organization).where(Organization.id.in_(org_ids)))
+            o.id: o for o in db.session.scalars(select(Organization).where(Organization.id.in_(org_ids)))
         },
     }
     if htmx and htmx.target == "memberships-results":

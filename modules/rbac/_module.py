@@ -1,6 +1,6 @@
-from bunbase import NavItem, module
+from bunbase import NavItem, modules
 
-module = module(
+module = modules.module(
     "rbac",
     api_prefix="/roles",
     description="Roles, permissions, role sets, memberships and the decision log.",

@@ -102,8 +102,19 @@ def get_role(session: DBSession, role_id: str) -> Role:
     return role
 
 
+def role_for(session: DBSession, role: str) -> Role:
+    """A role of the tenant by key or id; an unknown one is a 400 on the `role` field."""
+    found: Role | None = session.scalar(select(Role).where((Role.key == role) | (Role.id == role)))
+    if found is None:
+        raise BadRequest(
+            f"Unknown role {role!r}",
+            details=[{"field": "role", "message": "unknown role", "type": "value_error"}],
+        )
+    return found
+
+
 def role_by_key(session: DBSession, key: str) -> Role:
-    role = session.scalar(select(Role).where(Role.key == key))
+    role: Role | None = session.scalar(select(Role).where(Role.key == key))
     if role is None:
         raise NotFound(f"No role {key!r}")
     return role
@@ -203,7 +214,7 @@ def _diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
 
 # -- role sets -----------------------------------------------------------------------
 def default_role_set(session: DBSession) -> RoleSet:
-    rs = session.scalar(select(RoleSet).where(RoleSet.is_default.is_(True)))
+    rs: RoleSet | None = session.scalar(select(RoleSet).where(RoleSet.is_default.is_(True)))
     if rs is None:
         raise NotFound("No default role set")
     return rs

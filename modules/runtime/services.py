@@ -347,9 +347,7 @@ def matching_jobs(
     if job_ids is not None:
         # locked (in id order), so a job a worker is finishing is judged by its outcome
         rows = list(
-            ctx.db.scalars(
-                select(JobRun).where(JobRun.id.in_(job_ids)).order_by(JobRun.id).with_for_update()
-            )
+            ctx.db.scalars(select(JobRun).where(JobRun.id.in_(job_ids)).order_by(JobRun.id).with_for_update())
         )
         found = {r.id for r in rows}
         ok = [r for r in rows if r.status in eligible]
@@ -465,6 +463,9 @@ def queue_stats(session: DBSession) -> list[dict[str, Any]]:
     out = []
     for name in jobs.QUEUES:
         q = jobs.queue(name)
+        depth: int | None
+        running: int | None
+        failed: int | None
         try:
             depth, running = q.count, StartedJobRegistry(queue=q).count
             failed = FailedJobRegistry(queue=q).count

@@ -24,7 +24,7 @@ from bunbase.db import db
 from bunbase.errors import scrub_paths
 from bunbase.runtime_models import EventRecord, JobRun, Schedule, WorkflowRun
 from modules.runtime import services
-from studio.paging import Page
+from studio.paging import Page, page_url
 from studio.runner import error_message, run_action
 from studio.views import htmx
 
@@ -38,12 +38,6 @@ def _args(*names: str) -> dict[str, str]:
     return {k: request.args.get(k, "").strip() for k in names}
 
 
-def _url(endpoint: str, **changes: Any) -> str:
-    args = {k: v for k, v in request.args.items() if k not in {"before", "after"} and v}
-    args.update({k: v for k, v in changes.items() if v})
-    return url_for(endpoint, **(request.view_args or {}), **args)
-
-
 def _page(stmt: Any, model: Any, endpoint: str) -> Page:
     """A keyset page over (created_at, id), shaped for partials/pagination.html."""
     before, after = request.args.get("before") or None, request.args.get("after") or None
@@ -52,15 +46,16 @@ def _page(stmt: Any, model: Any, endpoint: str) -> Page:
         rows=s.rows,
         total=s.total,
         shown=len(s.rows),
-        next_url=_url(endpoint, before=s.next_cursor) if s.next_cursor else None,
-        prev_url=_url(endpoint, after=s.prev_cursor) if s.prev_cursor else None,
-        first_url=_url(endpoint) if (before or after) else None,
+        next_url=page_url(endpoint, before=s.next_cursor) if s.next_cursor else None,
+        prev_url=page_url(endpoint, after=s.prev_cursor) if s.prev_cursor else None,
+        first_url=page_url(endpoint) if (before or after) else None,
     )
 
 
 def _live_url() -> str:
     """The URL the results container polls: this page with its current filters."""
-    return url_for(request.endpoint or "runtime_studio.jobs", **(request.view_args or {}), **request.args)
+    values: dict[str, Any] = {**(request.view_args or {}), **request.args}
+    return url_for(request.endpoint or "runtime_studio.jobs", **values)
 
 
 def _back(default: str) -> str:
@@ -175,10 +170,9 @@ def jobs_bulk() -> Response:
     verb, _, scope = op.partition("_")
     if verb not in {"replay", "discard"} or scope not in {"selected", "matching"}:
         abort(400)
-    back = url_for(
-        "runtime_studio.jobs",
-        **{k: request.form.get(k) for k in ("status", "name", "queue", "q") if request.form.get(k)},
-    )
+    kept = ("status", "name", "queue", "q")
+    filters: dict[str, Any] = {k: request.form[k] for k in kept if request.form.get(k)}
+    back = url_for("runtime_studio.jobs", **filters)
     raw: dict[str, Any] = {}
     if scope == "selected":
         ids = request.form.getlist("job_id")
@@ -187,9 +181,7 @@ def jobs_bulk() -> Response:
             return redirect(back)
         raw["jobIds"] = ids
     else:
-        raw["filter"] = {
-            k: request.form.get(k) for k in ("status", "name", "queue") if request.form.get(k)
-        }
+        raw["filter"] = {k: request.form.get(k) for k in ("status", "name", "queue") if request.form.get(k)}
         if request.form.get("q"):
             raw["filter"]["search"] = request.form.get("q")
         raw["filter"]["status"] = request.form.get("match_status") or "dead"
@@ -364,4 +356,3 @@ def events() -> str:
     if htmx and htmx.target == "events-results":
         return render_template("runtime/_events_results.html", **context)
     return render_template("runtime/events.html", **context)
-

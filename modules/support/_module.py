@@ -1,6 +1,6 @@
-from bunbase import NavItem, guards, module
+from bunbase import NavItem, guards, modules
 
-module = module(
+module = modules.module(
     "support",
     api_prefix="/support",
     guards=[guards.authenticated()],

@@ -5,11 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
 from bunbase import Context, Contract, NotFound, cursors, events, hooks, mail
 from bunbase.context import Actor, TenantRef
-from bunbase.db import db, insert
+from bunbase.db import DBSession, db, insert
 from bunbase.ids import new_trace_id
 from bunbase.models import User
 from bunbase.seed import SeededTenant
@@ -53,8 +52,8 @@ def org_of_ticket(ctx: Context) -> str | None:
     return ticket.org_id
 
 
-def get_ticket(session: Session, ticket_id: str) -> Ticket:
-    ticket = session.get(Ticket, ticket_id)
+def get_ticket(session: DBSession, ticket_id: str) -> Ticket:
+    ticket: Ticket | None = session.get(Ticket, ticket_id)
     if ticket is None:
         raise NotFound("Ticket not found")
     return ticket
@@ -68,7 +67,7 @@ class TicketPage:
 
 
 def list_tickets(
-    session: Session,
+    session: DBSession,
     *,
     org_id: str | None = None,
     status: str | None = None,
@@ -87,8 +86,9 @@ def list_tickets(
         filters.append(Ticket.priority == priority)
     if search:
         filters.append(Ticket.subject.ilike(f"%{search}%"))
-    page = cursors.newest_first(session, select(Ticket).where(*filters), Ticket.id,
-                                list_name="tickets", cursor=cursor, limit=limit)
+    page = cursors.newest_first(
+        session, select(Ticket).where(*filters), Ticket.id, list_name="tickets", cursor=cursor, limit=limit
+    )
     return TicketPage(page.items, page.total, page.next_cursor)
 
 
@@ -154,7 +154,7 @@ def watch_for_escalation(ctx: Context, ticket_id: str, org_id: str) -> str:
     )
 
 
-def ticket_assignee(session: Session, org_id: str) -> User | None:
+def ticket_assignee(session: DBSession, org_id: str) -> User | None:
     """Who looks after an org's tickets: its owner (else an admin), an active user."""
     from modules.rbac.models import Membership, Role
 
@@ -165,7 +165,7 @@ def ticket_assignee(session: Session, org_id: str) -> User | None:
         .where(Membership.org_id == org_id, Role.key.in_(("owner", "admin")), User.is_active.is_(True))
         .order_by(Membership.created_at, Membership.id)
     ).all()
-    rows.sort(key=lambda r: 0 if r[1] == "owner" else 1)  # stable: owners first, then oldest
+    rows = sorted(rows, key=lambda r: 0 if r[1] == "owner" else 1)  # stable: owners first, then oldest
     return rows[0][0] if rows else None
 
 
@@ -218,7 +218,7 @@ def revert_escalation(ctx: Context, ticket_id: str, priority_before: str) -> Non
     )
 
 
-def open_ticket_counts(session: Session) -> dict[str, dict[str, int]]:
+def open_ticket_counts(session: DBSession) -> dict[str, dict[str, int]]:
     """Open tickets per org and priority (the digest's numbers)."""
     rows = session.execute(
         select(Ticket.org_id, Ticket.priority, func.count())

@@ -1,6 +1,6 @@
-from bunbase import NavItem, module
+from bunbase import NavItem, modules
 
-module = module(
+module = modules.module(
     "users",
     api_prefix="/users",
     depends_on=["auth"],

@@ -66,8 +66,9 @@ def reset_password(token: str) -> Any:
         if password != request.form.get("confirm", ""):
             error = "The two passwords differ."
         else:
-            outcome = run_as("users.password.reset", {"token": token, "newPassword": password}, view.tenant,
-                             ANONYMOUS)
+            outcome = run_as(
+                "users.password.reset", {"token": token, "newPassword": password}, view.tenant, ANONYMOUS
+            )
             done = outcome.status == 200
             error = None if done else error_message(outcome)
     status = 404 if view is None else 200

@@ -389,8 +389,14 @@ def list_users(
     **filters: str | None,
 ) -> UserPage:
     """Newest first, keyset-paginated on the time-ordered id."""
-    page = cursors.newest_first(session, select(User).where(*user_filters(**filters)), User.id,
-                                list_name="users", cursor=cursor, limit=limit)
+    page = cursors.newest_first(
+        session,
+        select(User).where(*user_filters(**filters)),
+        User.id,
+        list_name="users",
+        cursor=cursor,
+        limit=limit,
+    )
     return UserPage(page.items, page.total, page.next_cursor)
 
 

@@ -1,6 +1,6 @@
-from bunbase import guards, module
+from bunbase import guards, modules
 
-module = module(
+module = modules.module(
     "testkit",
     api_prefix="/testkit",
     guards=[guards.authenticated()],
