@@ -113,6 +113,30 @@ class TenantAdmin(Guard):
             )
 
 
+@dataclass
+class OnlyTrigger(Guard):
+    """The action answers the platform (an event, the clock), not callers: it runs only on
+    these triggers, as the system actor. Anyone running it by hand is refused (403)."""
+
+    kind = "only_trigger"
+    triggers: tuple[str, ...]
+
+    def check(self, ctx: Context) -> None:
+        if ctx.trigger not in self.triggers or ctx.actor.kind != "system":
+            wanted = " or ".join(self.triggers)
+            raise Forbidden(
+                f"This action runs on its {wanted} trigger only",
+                details={"trigger": ctx.trigger, "allowed": list(self.triggers)},
+            )
+
+    def describe(self) -> str:
+        return f"only_trigger({', '.join(self.triggers)})"
+
+
+def only_trigger(*triggers: str) -> Guard:
+    return OnlyTrigger(tuple(triggers))
+
+
 def tenant_admin() -> Guard:
     return TenantAdmin()
 

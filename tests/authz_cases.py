@@ -1,5 +1,5 @@
 """What the authorization matrix sends to each action, and what it expects once the guards
-have let the caller through.
+have let the caller through. Every registered action has a case (test_authz_matrix checks).
 
 Expected *denials* are never written here: test_authz_matrix.py derives them from each
 action's declared guards. This table only says, per action, (1) the realistic raw input
@@ -102,16 +102,58 @@ CASES: dict[str, Case] = {
         "serviceAccountId": w.extras.get("service_account_id", "sva_none")}),
     # -- rbac / users: real ids; their handlers are checked by their own tests, so here
     # only "no guard said no" is asserted once the guards allow (allowed=None)
-    "rbac.role.update": Case(lambda w, p: {"roleId": w.extras["member_role_id"], "name": "M"},
-                             None),
+    # roles are workspace-wide: tenant administrators only (none of the actors is one)
+    "rbac.role.list": Case(lambda w, p: {}),
+    "rbac.role.create": Case(lambda w, p: {"key": f"r-{_slug(p)}", "name": "R"}),
+    "rbac.role.update": Case(lambda w, p: {"roleId": w.extras["member_role_id"], "name": "M"}),
     "rbac.role.set_permission": Case(lambda w, p: {
-        "roleId": w.extras["member_role_id"], "permission": "ticket:delete"}, None),
-    "rbac.role.delete": Case(lambda w, p: {"roleId": w.extras["member_role_id"]}, None),
-    "users.user.get": Case(lambda w, p: {"userId": w["bob"].user_id}, None),
-    "users.user.disable": Case(lambda w, p: {"userId": w["bob"].user_id}, None),
-    "users.user.enable": Case(lambda w, p: {"userId": w["bob"].user_id}, None),
-    "users.session.list": Case(lambda w, p: {"userId": w["bob"].user_id}, None),
-    "users.session.revoke_all": Case(lambda w, p: {"userId": w["bob"].user_id}, None),
+        "roleId": w.extras["member_role_id"], "permission": "ticket:delete"}),
+    "rbac.role.delete": Case(lambda w, p: {"roleId": w.extras["member_role_id"]}),
+    # -- users: the account's own doings, and administration (tenant admins only) --------
+    "users.user.signup": Case(lambda w, p: {"email": f"new-{_slug(p)}@acme.test",
+                                            "password": PASSWORD, "name": "New"}),
+    "users.user.verify_email": Case(lambda w, p: {"token": "bbv_not-a-real-token"}, ok(default=400)),
+    "users.user.resend_verification": Case(lambda w, p: {}, ok(api_key=403)),
+    "users.user.change_password": Case(
+        lambda w, p: {"currentPassword": PASSWORD, "newPassword": PASSWORD + " again"}, ok(api_key=403)),
+    "users.password.request_reset": Case(lambda w, p: {"email": "nobody@acme.test"}),
+    "users.password.reset": Case(lambda w, p: {"token": "bbr_not-a-real-token", "newPassword": PASSWORD},
+                                 ok(default=400)),
+    "users.user.list": Case(lambda w, p: {}),
+    "users.user.get": Case(lambda w, p: {"userId": w["bob"].user_id}),
+    "users.user.disable": Case(lambda w, p: {"userId": w["bob"].user_id}),
+    "users.user.enable": Case(lambda w, p: {"userId": w["bob"].user_id}),
+    "users.session.list": Case(lambda w, p: {"userId": w["bob"].user_id}),
+    "users.session.revoke": Case(lambda w, p: {"userId": w["bob"].user_id, "sessionId": "ses_none"}),
+    "users.session.revoke_all": Case(lambda w, p: {"userId": w["bob"].user_id}),
+    # -- auth: the caller's own sessions (a key has none: 403) --------------------------
+    "auth.session.list": Case(lambda w, p: {}, ok(api_key=403)),
+    "auth.session.revoke": Case(lambda w, p: {"sessionId": "ses_not-mine"}, ok(default=404, api_key=403)),
+    "auth.session.revoke_all": Case(lambda w, p: {}, ok(api_key=403)),
+    # -- audit -----------------------------------------------------------------------------
+    "audit.event.list": Case(_org),
+    "audit.chain.verify": Case(lambda w, p: {}),
+    # -- runtime: the operations console, tenant administrators only ---------------------
+    **{name: Case(lambda w, p: {}) for name in (
+        "runtime.event.list", "runtime.job.list", "runtime.schedule.list", "runtime.workflow.list")},
+    **{name: Case(lambda w, p: {"jobId": "job_none"}) for name in (
+        "runtime.job.get", "runtime.job.replay", "runtime.job.discard")},
+    **{name: Case(lambda w, p: {"jobIds": ["job_none"]}) for name in (
+        "runtime.job.replay_matching", "runtime.job.discard_matching")},
+    "runtime.job.enqueue": Case(lambda w, p: {"name": "testkit.record"}),
+    **{name: Case(lambda w, p: {"scheduleId": "sch_none"}) for name in (
+        "runtime.schedule.get", "runtime.schedule.pause", "runtime.schedule.resume",
+        "runtime.schedule.trigger")},
+    **{name: Case(lambda w, p: {"runId": "wfr_none"}) for name in (
+        "runtime.workflow.get", "runtime.workflow.pause", "runtime.workflow.resume",
+        "runtime.workflow.cancel", "runtime.workflow.retry")},
+    "runtime.workflow.replay": Case(lambda w, p: {"runId": "wfr_none", "fromStep": 0}),
+    "runtime.workflow.start": Case(lambda w, p: {"workflowName": "support.ticket.escalation",
+                                                 "ticketId": w.ticket_id, "orgId": w.org_id}),
+    # -- support's platform entry points: an event or the clock runs them, never a caller
+    "support.ticket.on_created": Case(lambda w, p: {
+        "ticketId": w.ticket_id, "orgId": w.org_id, "subject": "S", "priority": "high"}),
+    "support.tickets.digest": Case(lambda w, p: {}),
     # -- testkit (tests/fixture_modules) -----------------------------------------------
     "testkit.fail.after_write": Case(lambda w, p: {"mode": "typed"}, ok(default=409)),
     "testkit.job.enqueue": Case(lambda w, p: {"note": p.name}),
@@ -121,6 +163,12 @@ CASES: dict[str, Case] = {
     "testkit.secret": Case(lambda w, p: {}),
     "testkit.echo.get": Case(lambda w, p: {"itemId": "a", "count": 2}),
     "testkit.echo.put": Case(lambda w, p: {"itemId": "b", "flag": "f"}),
+    # -- trial (the handbook's trial lifecycle, tests/fixture_modules/trial) ---------------
+    "trial.subscription.start": Case(lambda w, p: _org(w, p, days=14)),
+    "trial.subscription.get": Case(_org, ok(default=404)),  # no subscription in the world
+    "trial.payment_method.add": Case(lambda w, p: _org(w, p, cardLast4="4242"), ok(default=404)),
+    "trial.event.emit": Case(lambda w, p: {"name": "matrix.probe", "payload": {"by": p.name}}),
+    "trial.payment.on_added": Case(lambda w, p: _org(w, p, last4="4242")),  # its event runs it
 }
 
 FALLBACK = Case(_org, None)

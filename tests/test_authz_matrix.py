@@ -36,7 +36,7 @@ from tests.authz_cases import CASES, case_for, generic_request, own_requests
 
 KNOWN_GUARD_KINDS = {
     "authenticated", "in_org", "has_permission", "has_role", "rate_limit", "tenant_admin",
-    "run_visible"}
+    "run_visible", "only_trigger"}
 #: guard kinds that mean "the caller must be signed in"; a public action carries none
 AUTH_KINDS = {"authenticated", "in_org", "has_permission", "has_role", "tenant_admin", "run_visible"}
 
@@ -137,7 +137,7 @@ def expected_denial(action: Action, person: Any, world: World) -> Denial | None:
                 return Denial(404, "not_found")
             if person.kind == "api_key" and authz.grants(person.scopes, "ticket:read") is None:
                 return Denial(404, "not_found")
-        elif kind == "tenant_admin":  # none of the actors administers the tenant
+        elif kind == "only_trigger" or kind == "tenant_admin":  # an event or the clock runs it, never a caller
             if anonymous:
                 return Denial(401, "unauthenticated")
             return Denial(403, "forbidden")
@@ -185,11 +185,14 @@ def _check_allowed(resp: Any, status: int | None, where: str) -> list[str]:
 
 
 def test_matrix_knows_every_registered_action(app):
-    """The collected list is the app's registry (no action escapes the matrix), and the
-    case table names no action that no longer exists."""
+    """The collected list is the app's registry (no action escapes the matrix), every action
+    has a case with an expected outcome (no fallback, no "any allowed answer"), and the case
+    table names no action that no longer exists."""
     registered = set(app.extensions["bunbase"].registry.actions)
     assert set(ACTION_NAMES) == registered
-    assert set(CASES) <= registered, sorted(set(CASES) - registered)
+    assert set(CASES) == registered, {"no case": sorted(registered - set(CASES)),
+                                      "unknown": sorted(set(CASES) - registered)}
+    assert not [name for name, case in CASES.items() if case.allowed is None]
 
 
 def test_every_guard_kind_is_known_to_the_matrix(app):

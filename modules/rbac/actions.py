@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from bunbase import Context, Contract, Empty, Forbidden, action, guards, triggers
+from bunbase import Context, Contract, Empty, action, guards, triggers
 from modules.rbac import services
 from modules.rbac.models import Role
 
@@ -64,11 +64,6 @@ class Done(Contract):
     ok: bool = True
 
 
-def _require_admin(ctx: Context) -> None:
-    if ctx.actor.kind != "user" or not (ctx.actor.is_tenant_admin or ctx.actor.is_platform_operator):
-        raise Forbidden("Roles are workspace-wide: only workspace administrators manage them")
-
-
 @action(
     name="rbac.role.list",
     input=Empty,
@@ -86,11 +81,10 @@ def list_roles(input: Empty, ctx: Context) -> RoleList:
     input=CreateRoleInput,
     output=RoleOut,
     triggers=[triggers.api("POST", "")],
-    guards=[guards.authenticated()],
+    guards=[guards.tenant_admin()],  # roles are workspace-wide
     description="Create a custom role (workspace administrators only).",
 )
 def create_role(input: CreateRoleInput, ctx: Context) -> RoleOut:
-    _require_admin(ctx)
     role = services.create_role(
         ctx,
         key=input.key,
@@ -106,11 +100,10 @@ def create_role(input: CreateRoleInput, ctx: Context) -> RoleOut:
     input=UpdateRoleInput,
     output=RoleOut,
     triggers=[triggers.api("PATCH", "/{roleId}")],
-    guards=[guards.authenticated()],
+    guards=[guards.tenant_admin()],  # roles are workspace-wide
     description="Rename a custom role or replace its permissions; system roles are locked.",
 )
 def update_role(input: UpdateRoleInput, ctx: Context) -> RoleOut:
-    _require_admin(ctx)
     role = services.update_role(
         ctx,
         services.get_role(ctx.db, input.role_id),
@@ -126,11 +119,10 @@ def update_role(input: UpdateRoleInput, ctx: Context) -> RoleOut:
     input=SetPermissionInput,
     output=RoleOut,
     triggers=[triggers.api("POST", "/{roleId}/permissions")],
-    guards=[guards.authenticated()],
+    guards=[guards.tenant_admin()],  # roles are workspace-wide
     description="Grant or revoke one permission of a custom role (one cell of the grid).",
 )
 def set_permission(input: SetPermissionInput, ctx: Context) -> RoleOut:
-    _require_admin(ctx)
     role = services.set_grant(ctx, services.get_role(ctx.db, input.role_id), input.permission, input.granted)
     return RoleOut.of(role)
 
@@ -140,10 +132,9 @@ def set_permission(input: SetPermissionInput, ctx: Context) -> RoleOut:
     input=RoleRef,
     output=Done,
     triggers=[triggers.api("DELETE", "/{roleId}")],
-    guards=[guards.authenticated()],
+    guards=[guards.tenant_admin()],  # roles are workspace-wide
     description="Delete a custom role nobody holds (409 while it is in use).",
 )
 def delete_role(input: RoleRef, ctx: Context) -> Done:
-    _require_admin(ctx)
     services.delete_role(ctx, services.get_role(ctx.db, input.role_id))
     return Done()

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from bunbase import Context, Contract, Forbidden, action, triggers
+from bunbase import Context, Contract, action, guards, triggers
 from bunbase.contracts import Cursor, Empty, Timestamp
 from modules.rbac.guards import in_org
 from modules.support import services
@@ -124,12 +124,6 @@ def list_tickets(input: ListTicketsInput, ctx: Context) -> TicketList:
 
 
 # -- async entry points: run by the platform (events, cron), not by callers ------------------
-def _only_from(ctx: Context, trigger: str) -> None:
-    """These actions answer an event or the clock; a caller running them by hand is refused."""
-    if ctx.trigger != trigger or ctx.actor.kind != "system":
-        raise Forbidden(f"This action runs on its {trigger} trigger only", details={"trigger": ctx.trigger})
-
-
 class TicketCreatedInput(Contract):
     ticket_id: str = Field(min_length=1, max_length=40)
     org_id: str = Field(min_length=1, max_length=40)
@@ -147,12 +141,12 @@ class Queued(Contract):
     input=TicketCreatedInput,
     output=Queued,
     triggers=[triggers.event(services.TICKET_CREATED)],
+    guards=[guards.only_trigger("event")],
     audit=False,
     description="On ticket.created: queue the mail to the org's assignee; for a high-priority "
     "ticket, start the escalation workflow.",
 )
 def on_ticket_created(input: TicketCreatedInput, ctx: Context) -> Queued:
-    _only_from(ctx, "event")
     job_id = ctx.jobs.enqueue(
         "support.ticket.notify_assignee",
         {"ticket_id": input.ticket_id},
@@ -174,10 +168,10 @@ class DigestOutput(Contract):
     input=Empty,
     output=DigestOutput,
     triggers=[triggers.cron("0 7 * * *", timezone="UTC")],
+    guards=[guards.only_trigger("cron")],
     audit=False,
     description="Every morning: one mail per org with open tickets, to its assignee.",
 )
 def tickets_digest(input: Empty, ctx: Context) -> DigestOutput:
-    _only_from(ctx, "cron")
     counts = services.send_digest(ctx)
     return DigestOutput(orgs=len(counts), open_tickets=sum(sum(c.values()) for c in counts.values()))

@@ -4,7 +4,7 @@ from typing import Any
 
 from pydantic import Field
 
-from bunbase import Conflict, Context, Contract, action, triggers
+from bunbase import Conflict, Context, Contract, action, guards, triggers
 from modules.rbac.guards import in_org
 from tests.fixture_modules.trial import services
 
@@ -82,6 +82,7 @@ class Receipt(Contract):
     input=PaymentAddedInput,
     output=Receipt,
     triggers=[triggers.event(services.PAYMENT_ADDED)],
+    guards=[guards.only_trigger("event")],
     audit=False,
 )
 def on_payment_added(input: PaymentAddedInput, ctx: Context) -> Receipt:
