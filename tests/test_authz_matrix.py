@@ -137,7 +137,9 @@ def expected_denial(action: Action, person: Any, world: World) -> Denial | None:
                 return Denial(404, "not_found")
             if person.kind == "api_key" and authz.grants(person.scopes, "ticket:read") is None:
                 return Denial(404, "not_found")
-        elif kind == "only_trigger" or kind == "tenant_admin":  # an event or the clock runs it, never a caller
+        elif kind in ("only_trigger", "tenant_admin"):
+            # only the platform runs it (an event, the clock), or only a tenant administrator:
+            # none of the actors is either
             if anonymous:
                 return Denial(401, "unauthenticated")
             return Denial(403, "forbidden")
