@@ -231,3 +231,24 @@ def test_studio_tells_a_non_administrator_only_after_the_right_password(app, ten
     add_user(app, tenant_a.id, "plain@example.com", "Plain")
     assert "Email or password is incorrect" in studio_login(app, "plain@example.com", WRONG)
     assert studio_login(app, "plain@example.com", PASSWORD) == "This account cannot use Studio."
+
+
+def test_three_studio_failures_and_two_api_failures_make_one_lockout(app, tenant_a):
+    """Issue 12's acceptance: the doors count toward one lock-out, each failure audited."""
+    from bunbase.models import AuditEntry
+    from tests.helpers import rows
+
+    for _ in range(3):
+        assert "Email or password is incorrect" in studio_login(app, tenant_a.email, WRONG,
+                                                                workspace=tenant_a.slug)
+    for _ in range(2):
+        assert_failure(api_login(app, tenant_a, tenant_a.email, WRONG), 401, "unauthenticated")
+    assert throttle.failures(tenant_a.id, tenant_a.email) == 5
+    assert_failure(api_login(app, tenant_a, tenant_a.email, tenant_a.password), 429, "rate_limited")
+    assert "Too many failed sign-ins" in studio_login(app, tenant_a.email, tenant_a.password,
+                                                      workspace=tenant_a.slug)
+    app.extensions["bunbase"].buffer.flush()
+    failed = rows(app, AuditEntry, AuditEntry.action == "auth.session.login_failed")
+    assert sorted(e.diff["via"] for e in failed) == ["api", "api", "studio", "studio", "studio"]
+    blocked = rows(app, AuditEntry, AuditEntry.action == "auth.session.login_blocked")
+    assert sorted(e.diff["via"] for e in blocked) == ["api", "studio"]
