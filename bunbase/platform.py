@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from flask import Flask, Request, Response, g, request
+from flask import Flask, Request, Response, current_app, g, request
 from flask.sessions import NullSession, SecureCookieSession, SecureCookieSessionInterface
 from flask_migrate import Migrate
 from werkzeug.exceptions import HTTPException
@@ -168,6 +168,13 @@ def _install_request_hooks(app: Flask) -> None:
         from bunbase.tenancy import set_tenant
 
         set_tenant(None)
+
+
+def show_latest() -> None:
+    """Before a page is built: what the platform writes in batches (run records, their logs,
+    access decisions, last-used stamps) is written now, so the page shows what was just
+    done. Studio calls it once per page."""
+    get_platform(current_app).buffer.flush()
 
 
 def get_platform(app: Flask) -> Platform:

@@ -18,7 +18,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from flask import current_app
+from sqlalchemy import select
+
 from bunbase import authz
+from bunbase.db import DBSession
 from bunbase.models import ActionRun
 
 if TYPE_CHECKING:
@@ -47,6 +51,15 @@ def list_filter(actor: Actor) -> list[Any]:
     if sees_every_run(actor):
         return []
     return [ActionRun.actor_id == actor.id] if actor.id else [ActionRun.id.is_(None)]
+
+
+def load(session: DBSession, run_id: str) -> ActionRun | None:
+    """The run of the tenant in scope, read after the buffered writer has written what it
+    holds (runs are written in batches: the one asked for may still be pending)."""
+    current_app.extensions["bunbase"].buffer.flush()
+    session.rollback()  # a read snapshot older than the flush would not see it
+    found: ActionRun | None = session.scalar(select(ActionRun).where(ActionRun.id == run_id))
+    return found
 
 
 def can_see(ctx: Context, run: ActionRun, action: Action | None) -> bool:

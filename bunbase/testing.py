@@ -6,6 +6,11 @@
         s.clock.advance("7d")
         s.worker.drain()
 
+`service_ctx(app, tenant_id)` is a `Context` for setting things up as the platform would
+(one unit of work: committed, its jobs and events sent, when the block ends), and
+`settle(app)` waits until everything written in the background (run records, pushes to
+Redis) has landed, for a test that reads it straight from the database.
+
 `worker.drain()` runs everything that is due — schedules, delayed jobs, retries, workflow
 waits — and every queued job, again and again until nothing is left; time only moves when
 the test moves `clock`.
@@ -13,6 +18,8 @@ the test moves `clock`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -22,6 +29,7 @@ from rq import Queue, SimpleWorker
 
 from bunbase import events, jobs, outbox, redis_conn
 from bunbase.clock import Clock, clock
+from bunbase.context import Context
 from bunbase.db import db
 
 
@@ -107,3 +115,31 @@ class Scenario:
 
 def scenario(app: Flask, *, token: str | None = None, tenant: str | None = None) -> Scenario:
     return Scenario(Api(app, token, tenant), Worker(app), clock)
+
+
+@contextmanager
+def service_ctx(
+    app: Flask, tenant_id: str, *, trigger: str = "test", hand_over: bool = True
+) -> Iterator[Context]:
+    """A system `Context` in a tenant, as a job or an action has one: the block is one
+    transaction, committed when it ends; its jobs and events are in Redis when the block is
+    left (`hand_over=False`: as if the process died right after the commit)."""
+    from bunbase import tenancy_cache
+    from bunbase.work import unit_of_work
+
+    with app.app_context():
+        try:
+            with unit_of_work(
+                tenancy_cache.tenant_ref(tenant_id), trigger=trigger, hand_over=hand_over
+            ) as ctx:
+                yield ctx
+        finally:
+            db.session.remove()
+    outbox.settle()  # the pushes have reached Redis when the block is left
+
+
+def settle(app: Flask) -> None:
+    """Everything the platform writes in the background — run records, their logs, access
+    decisions, audit entries of failed sign-ins, pushes to Redis — is written now."""
+    outbox.settle()
+    app.extensions["bunbase"].buffer.flush()

@@ -15,13 +15,9 @@ from flask import Flask
 from playwright.sync_api import Page, expect
 
 from bunbase import Contract
-from bunbase.context import SYSTEM, Context
-from bunbase.db import db, write_intent
-from bunbase.ids import new_id, new_trace_id
+from bunbase.context import Context
 from bunbase.jobs import PermanentError, job
-from bunbase.tenancy import tenant_scope
-from bunbase.tenancy_cache import tenant_ref
-from bunbase.testing import Worker
+from bunbase.testing import Worker, service_ctx
 from bunbase.workflows import wait, workflow
 from e2e.conftest import sign_in
 
@@ -145,14 +141,10 @@ def test_fail_a_job_find_it_in_the_dlq_replay_it_and_see_it_succeed(
 def test_runtime_pages_refresh_and_render(page: Page, operator: dict, live_server: str, app: Flask) -> None:
     FIXED.clear()
     tenant_id = operator["demo"].tenant_id
-    with app.app_context(), tenant_scope(tenant_id), write_intent():
-        ctx = Context(tenant=tenant_ref(tenant_id), actor=SYSTEM, trace_id=new_trace_id(),
-                      run_id=new_id("run"), db=db.session, trigger="test")
+    with service_ctx(app, tenant_id) as ctx:
         ctx.scheduler.cron("nightly-report", cron="0 3 * * *", timezone="Europe/Paris", job="rte2e.noop")
         ctx.scheduler.every("heartbeat", interval="10m", job="rte2e.noop")
         ctx.events.emit("rte2e.user.signed_up", {"userId": "usr_1"})
-        db.session.commit()
-        db.session.remove()
     started = _api(live_server, operator, "POST", "/v1/workflows/rte2e.onboard/start", {"userId": "usr_1"})
     run_id = started["runId"]
     for _ in range(2):

@@ -17,9 +17,10 @@ from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
 from bunbase import identity
-from bunbase.db import db, write_intent
+from bunbase.db import db
 from bunbase.models import AuditEntry, User
 from bunbase.tenancy import tenant_scope
+from bunbase.testing import settle
 from e2e.conftest import mail_bodies, sign_in
 from modules.orgs.models import Invitation
 from modules.rbac.models import DecisionRecord, Membership
@@ -40,7 +41,7 @@ def shot(page: Page, name: str) -> None:
 
 
 def add_user(app: Flask, tenant_id: str, email_: str, name: str, password: str) -> str:
-    with app.app_context(), tenant_scope(tenant_id), write_intent():
+    with app.app_context(), tenant_scope(tenant_id):
         user = User(tenant_id=tenant_id, email=email_, name=name,
                     password_hash=identity.hash_password(password))
         db.session.add(user)
@@ -161,7 +162,7 @@ def test_invite_accept_change_role_and_audit(
     shot(page, "memberships")
 
     # audited, and the decision log says why it was allowed
-    app.extensions["bunbase"].buffer.flush()
+    settle(app)
     with app.app_context(), tenant_scope(tenant_id):
         inv = db.session.scalar(select(Invitation).where(Invitation.email == "bob@demo.test"))
         assert inv is not None and inv.status == "accepted"
@@ -249,7 +250,7 @@ def test_custom_role_grid_toggle_and_delete(page: Page, operator: dict, app: Fla
         role_id, member_id = role.id, member.id
         db.session.remove()
     add_user(app, operator["demo"].tenant_id, "sam@demo.test", "Sam", "sam-pass-123")
-    with app.app_context(), tenant_scope(operator["demo"].tenant_id), write_intent():
+    with app.app_context(), tenant_scope(operator["demo"].tenant_id):
         sam = db.session.scalar(select(User).where(User.email == "sam@demo.test"))
         db.session.add(Membership(tenant_id=operator["demo"].tenant_id, org_id=operator["org_id"],
                                   principal_id=sam.id, role_id=role_id))

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from bunbase import api, identity, signin, tenancy_cache, throttle
 from bunbase.context import TenantRef
-from bunbase.db import db, write_intent
+from bunbase.db import db
 from bunbase.models import AuditEntry, AuthSession, User
 from bunbase.tenancy import tenant_scope, unscoped
 
@@ -118,7 +118,7 @@ def sign_in(email: str, password: str, workspace: str, ip: str | None, agent: st
     Studio session and rotate the cookie."""
     email, workspace = email.strip().lower(), workspace.strip().lower()
     tenant_id, user_id, password_hash = _check(email, password, workspace, ip)
-    with tenant_scope(tenant_id), write_intent():
+    with tenant_scope(tenant_id):
         user = db.session.get(User, user_id)
         assert user is not None
         user.password_hash = password_hash  # the check may have upgraded it
@@ -157,7 +157,7 @@ def sign_in(email: str, password: str, workspace: str, ip: str | None, agent: st
 
 
 def sign_out(user: StudioUser) -> None:
-    with tenant_scope(user.home_tenant_id), write_intent():
+    with tenant_scope(user.home_tenant_id):
         record = db.session.get(AuthSession, user.session_id)
         if record is not None:
             identity.revoke(record)

@@ -31,6 +31,7 @@ from bunbase.clock import clock
 from bunbase.db import db
 from bunbase.errors import BunbaseError
 from bunbase.models import ActionLog, ActionRun, AuditEntry
+from bunbase.platform import show_latest
 from bunbase.tenancy import set_tenant
 from studio import auth
 from studio.paging import keyset
@@ -60,6 +61,10 @@ def require_studio() -> Response | None:
             return Response(status=204, headers={"HX-Redirect": target})
         return redirect(target)  # type: ignore[return-value]
     set_tenant(auth.current_tenant(current_user).id)
+    if request.method == "GET":
+        # run records, decisions and audit entries are written in batches: a page shows
+        # what was just done (the run an action made a moment ago)
+        show_latest()
     return None
 
 
@@ -135,7 +140,6 @@ def switch_tenant() -> Any:
 # -- overview ------------------------------------------------------------------------
 @bp.get("/")
 def overview() -> str:
-    platform().buffer.flush()
     since = clock.now() - timedelta(hours=24)
     stats = action_stats(since)
     total = sum(s["count"] for s in stats)
@@ -210,7 +214,6 @@ def _run_filters() -> dict[str, str]:
 
 @bp.get("/runtime/actions")
 def runs() -> str:
-    platform().buffer.flush()
     f = _run_filters()
     stmt = select(ActionRun).where(*_visible_runs())
     if f["action"]:
@@ -240,7 +243,6 @@ def runs() -> str:
 
 @bp.get("/runtime/actions/<run_id>")
 def runs_detail(run_id: str) -> str:
-    platform().buffer.flush()
     run = db.session.scalar(select(ActionRun).where(ActionRun.id == run_id, *_visible_runs()))
     if run is None:
         abort(404)

@@ -22,7 +22,7 @@ import pytest
 from flask import Flask
 
 from bunbase import identity
-from bunbase.db import db, write_intent
+from bunbase.db import db
 from bunbase.models import User
 from bunbase.tenancy import tenant_scope
 
@@ -99,7 +99,7 @@ def _tenant(app: Flask, slug: str) -> tuple[str, str]:
 
 def add_user(app: Flask, tenant_id: str, email: str, name: str, password: str = PASSWORD) -> str:
     """A user row with a real Argon2 hash (not a tenant admin); returns its id."""
-    with app.app_context(), tenant_scope(tenant_id), write_intent():
+    with app.app_context(), tenant_scope(tenant_id):
         user = User(email=email, name=name, password_hash=identity.hash_password(password))
         db.session.add(user)
         db.session.commit()
@@ -120,7 +120,7 @@ def login(app: Flask, tenant: str, email: str, password: str = PASSWORD) -> str:
 def bind(app: Flask, tenant_id: str, org_id: str, user_id: str, role_key: str) -> None:
     from modules.rbac import services as rbac
 
-    with app.app_context(), tenant_scope(tenant_id), write_intent():
+    with app.app_context(), tenant_scope(tenant_id):
         rbac.bind(db.session, tenant_id, org_id, user_id, rbac.role_by_key(db.session, role_key))
         db.session.commit()
         db.session.remove()
@@ -154,7 +154,7 @@ def _pending_invitation(app: Flask, tenant_id: str, org_id: str, by: str) -> tup
     from modules.rbac import services as rbac
 
     token = identity.new_token(INVITE_PREFIX)
-    with app.app_context(), tenant_scope(tenant_id), write_intent():
+    with app.app_context(), tenant_scope(tenant_id):
         inv = Invitation(
             org_id=org_id, email="zoe@acme.test",
             role_id=rbac.role_by_key(db.session, "member").id,

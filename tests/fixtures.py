@@ -26,7 +26,8 @@ from sqlalchemy.engine import make_url
 from bunbase import outbox, redis_conn, tenancy_cache
 from bunbase.clock import clock
 from bunbase.config import Settings
-from bunbase.db import db, write_intent
+from bunbase.db import db
+from bunbase.testing import settle
 from modules.rbac import grants_cache
 
 
@@ -154,7 +155,7 @@ def app(
 
 def _wipe(app: Flask) -> None:
     tables = [t.name for t in reversed(db.metadata.sorted_tables)]
-    with app.app_context(), write_intent():
+    with app.app_context():
         if db.engine.dialect.name == "postgresql":
             # DELETE beats TRUNCATE on a few dozen near-empty tables (no file rewrites);
             # one round trip, children before parents
@@ -174,7 +175,7 @@ def clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
         return
     app: Flask = request.getfixturevalue("app")
     outbox.settle()  # this test's pushes land before the wipe, not in the next test's Redis
-    app.extensions["bunbase"].buffer.flush()
+    settle(app)
     _wipe(app)
     redis_conn.client().flushdb()
     clock.reset()

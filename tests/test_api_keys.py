@@ -12,9 +12,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from bunbase.clock import clock
-from bunbase.db import db, write_intent
+from bunbase.db import db
 from bunbase.models import ActionRun, AuditEntry, User
 from bunbase.tenancy import tenant_scope
+from bunbase.testing import settle
 from modules.api_keys.models import ApiKey
 from tests.fixtures import Tenant, make_tenant
 from tests.helpers import assert_failure, rows
@@ -60,7 +61,7 @@ def add_member(
     from modules.rbac import services as rbac
     from modules.rbac.models import Role, RolePermission
 
-    with app.app_context(), tenant_scope(tenant.id), write_intent():
+    with app.app_context(), tenant_scope(tenant.id):
         role = db.session.scalar(db.select(Role).where(Role.key == role_key))
         if role is None:
             role = Role(tenant_id=tenant.id, key=role_key, name=role_key.title())
@@ -237,7 +238,7 @@ def test_use_time_follows_the_owners_current_role(app, client):
     assert list_tickets(client, t, key["secret"]).status_code == 200
     from modules.rbac.models import Role, RolePermission
 
-    with app.app_context(), tenant_scope(t.id), write_intent():
+    with app.app_context(), tenant_scope(t.id):
         role = db.session.scalar(db.select(Role).where(Role.key == "dev"))
         db.session.execute(db.delete(RolePermission).where(RolePermission.role_id == role.id,
                                                            RolePermission.permission == "ticket:read"))
@@ -293,7 +294,7 @@ def test_secret_never_appears_in_list_audit_or_run_records(app, client):
     text = listed.get_data(as_text=True)
     assert not any(s in text for s in secrets_)
 
-    app.extensions["bunbase"].buffer.flush()
+    settle(app)
     audit = rows(app, AuditEntry, AuditEntry.target_type == "api_key")
     assert {a.action for a in audit} >= {"api_keys.key.create", "api_keys.key.rotate"}
     runs = rows(app, ActionRun, ActionRun.action_name.like("api_keys.%"))
@@ -354,7 +355,7 @@ def test_last_used_time_and_ip_are_recorded_after_a_flush(app, client):
     assert row.last_used_at is None
     before = clock.now()
     assert list_tickets(client, t, key["secret"]).status_code == 200
-    app.extensions["bunbase"].buffer.flush()
+    settle(app)
     [row] = rows(app, ApiKey, ApiKey.id == key["keyId"])
     assert row.last_used_at is not None and row.last_used_at >= before
     assert row.last_used_ip == "127.0.0.1"
@@ -414,7 +415,7 @@ def test_studio_creates_shows_the_secret_once_rotates_and_revokes(app):
     assert revoked.status_code == 302
     assert list_tickets(client, t, new_secret).status_code == 401
 
-    app.extensions["bunbase"].buffer.flush()
+    settle(app)
     studio_runs = rows(app, ActionRun, ActionRun.trigger_type == "studio")
     assert {r.action_name for r in studio_runs} == {
         "api_keys.key.create", "api_keys.key.rotate", "api_keys.key.revoke"}

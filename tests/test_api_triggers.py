@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bunbase.models import ActionRun
+from bunbase.testing import settle
 from tests.helpers import assert_failure, assert_success, rows
 
 ECHO = "/v1/testkit/echo"
@@ -69,7 +70,7 @@ def test_generic_run_route_serves_every_registered_action(app, client, tenant_a)
         body = resp.get_json()
         assert set(body) in ({"ok", "error", "trace_id"}, {"ok", "data", "run_id", "trace_id"})
         assert resp.headers["X-Run-Id"].startswith("run_"), name
-    app.extensions["bunbase"].buffer.flush()
+    settle(app)
     ran = {r.action_name for r in rows(app, ActionRun, ActionRun.tenant_id == tenant_a.id)}
     assert set(actions) <= ran
 

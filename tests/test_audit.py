@@ -11,7 +11,7 @@ from flask import Flask
 from sqlalchemy import select, text
 
 from bunbase import audit_chain, identity
-from bunbase.db import db, write_intent
+from bunbase.db import db
 from bunbase.models import AuditEntry, User
 from bunbase.tenancy import tenant_scope, unscoped
 from tests.fixtures import Tenant, make_tenant
@@ -60,7 +60,7 @@ def member(app: Flask, tenant: Tenant, email: str, role: str | None) -> dict[str
     their API headers."""
     from modules.rbac import services as rbac
 
-    with app.app_context(), tenant_scope(tenant.id), write_intent():
+    with app.app_context(), tenant_scope(tenant.id):
         user = User(email=email, name=email, password_hash=identity.hash_password("pw-123456"))
         db.session.add(user)
         db.session.flush()

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from bunbase import identity
-from bunbase.db import db, write_intent
+from bunbase.db import db
 from bunbase.ids import new_id
 from bunbase.models import User
 from bunbase.tenancy import tenant_scope
@@ -87,7 +87,7 @@ def _probe(app, world: World) -> list[str]:
 def test_mallory_cannot_reach_alices_data(app, mallory_is_tenant_admin):
     world = build_world(app)
     if mallory_is_tenant_admin:
-        with app.app_context(), tenant_scope(world.globex_id), write_intent():
+        with app.app_context(), tenant_scope(world.globex_id):
             db.session.get(User, world["mallory"].user_id).is_tenant_admin = True
             db.session.commit()
             db.session.remove()

@@ -11,7 +11,7 @@ import base64
 import json
 
 from bunbase import cursors, identity
-from bunbase.db import db, write_intent
+from bunbase.db import db
 from bunbase.models import User
 from bunbase.tenancy import tenant_scope
 from tests.actors import build_world
@@ -27,7 +27,7 @@ MALFORMED = ["garbage", "!!", "", " ", "W10", "x" * 5000, OTHER_LISTS,
 def test_every_list_refuses_a_malformed_cursor(app):
     world = build_world(app)
     alice = world["alice"]
-    with app.app_context(), tenant_scope(world.acme_id), write_intent():
+    with app.app_context(), tenant_scope(world.acme_id):
         db.session.get(User, alice.user_id).is_tenant_admin = True  # passes every list's guards
         db.session.commit()
         db.session.remove()

@@ -11,7 +11,7 @@ import pytest
 from bunbase.clock import clock
 from bunbase.models import ActionRun
 from bunbase.runtime_models import EventDelivery, EventRecord, JobRun
-from bunbase.testing import ApiError, scenario
+from bunbase.testing import ApiError, scenario, settle
 from tests.fixture_modules.trial import services as billing
 from tests.helpers import count, rows
 
@@ -19,7 +19,7 @@ EMIT = "trial.event.emit"
 
 
 def flush_runs(app) -> None:
-    app.extensions["bunbase"].buffer.flush()
+    settle(app)
 
 
 def runs_of(app, name: str) -> list[ActionRun]:

@@ -7,7 +7,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from bunbase.clock import clock
-from bunbase.db import write_intent
 from bunbase.models import IdempotencyRecord
 from modules.support.models import Ticket
 from tests.helpers import assert_failure, assert_success, count
@@ -77,7 +76,7 @@ def test_key_is_scoped_by_actor(app, client, tenant_a):
     from bunbase.models import User
     from bunbase.tenancy import tenant_scope
 
-    with app.app_context(), tenant_scope(tenant_a.id), write_intent():
+    with app.app_context(), tenant_scope(tenant_a.id):
         pw_hash = identity.hash_password("pw-2")
         db.session.add(User(email="second@alpha.test", password_hash=pw_hash))
         db.session.commit()
@@ -88,7 +87,7 @@ def test_key_is_scoped_by_actor(app, client, tenant_a):
     first = client.post(TICKETS, json=tenant_a.ticket(), headers=tenant_a.headers(**{"Idempotency-Key": "k"}))
     from modules.rbac import services as rbac
 
-    with app.app_context(), tenant_scope(tenant_a.id), write_intent():
+    with app.app_context(), tenant_scope(tenant_a.id):
         second_id = db.session.scalar(select(User.id).where(User.email == "second@alpha.test"))
         rbac.bind(db.session, tenant_a.id, tenant_a.org_id, second_id,
                   rbac.role_by_key(db.session, "member"))
@@ -254,7 +253,7 @@ def _stuck_claim(app, tenant_id: str, key: str, owner: str) -> None:
     from bunbase.tenancy import tenant_scope
 
     body = {"seconds": 0}
-    with app.app_context(), tenant_scope(tenant_id), write_intent():
+    with app.app_context(), tenant_scope(tenant_id):
         actor = db.session.execute(
             db.text("SELECT user_id FROM auth_sessions ORDER BY created_at DESC LIMIT 1")).scalar()
         db.session.add(IdempotencyRecord(

@@ -21,7 +21,7 @@ from bunbase.db import db
 from bunbase.jobs import PermanentError, job
 from bunbase.models import SealedValue
 from bunbase.runtime_models import JobRun
-from bunbase.testing import Worker
+from bunbase.testing import Worker, service_ctx
 from tests.fixtures import Tenant
 from tests.helpers import assert_failure, count, rows
 from tests.test_users import PASSWORD, code_from, deliver_mail, signup
@@ -171,14 +171,11 @@ def test_invitation_code_is_sealed_not_in_the_payload(app, tenant_a, mailbox):
 def test_a_sealed_value_is_only_readable_in_its_tenant_and_until_it_expires(app, tenant_a, tenant_b):
     from bunbase import sealed
     from bunbase.clock import clock
-    from bunbase.db import write_intent
     from bunbase.tenancy import tenant_scope
-    from tests.test_runtime_api import system_ctx
-
+    with service_ctx(app, tenant_a.id) as ctx:
+        ref = sealed.seal(ctx, "s3cret", ttl=timedelta(hours=1))
     with app.app_context():
-        with tenant_scope(tenant_a.id), write_intent():
-            ref = sealed.seal(system_ctx(tenant_a.id), "s3cret", ttl=timedelta(hours=1))
-            db.session.commit()
+        with tenant_scope(tenant_a.id):
             stored = db.session.get(SealedValue, ref)
             assert stored is not None and "s3cret" not in stored.ciphertext
             assert sealed.unseal(db.session, ref) == "s3cret"
@@ -224,17 +221,10 @@ def test_payloads_and_results_are_redacted_as_run_records_are(app, tenant_a):
 
 @pytest.mark.parametrize("name", ["jobsec.missing_file", "jobsec.crash"])
 def test_job_errors_and_results_carry_no_server_paths(app, tenant_a, name):
-    from tests.test_runtime_api import system_ctx
+    from bunbase import jobs
 
-    with app.app_context():
-        from bunbase import jobs
-        from bunbase.db import write_intent
-        from bunbase.tenancy import tenant_scope
-
-        with tenant_scope(tenant_a.id), write_intent():
-            job_id = jobs.enqueue(system_ctx(tenant_a.id), name, {})
-            db.session.commit()
-        db.session.remove()
+    with service_ctx(app, tenant_a.id) as ctx:
+        job_id = jobs.enqueue(ctx, name, {})
     Worker(app).drain()
     (row,) = rows(app, JobRun, JobRun.id == job_id)
     assert row.status == "dead"

@@ -16,15 +16,14 @@ from sqlalchemy import select
 
 from bunbase import jobs, redis_conn
 from bunbase.clock import clock
-from bunbase.context import SYSTEM, Context
-from bunbase.db import db, write_intent
-from bunbase.ids import new_id, new_trace_id
+from bunbase.context import Context
+from bunbase.db import db
+from bunbase.ids import new_id
 from bunbase.jobs import PermanentError, enqueue, job
 from bunbase.models import OutboxItem
 from bunbase.runtime_models import JobRun
 from bunbase.tenancy import tenant_scope
-from bunbase.tenancy_cache import tenant_ref
-from bunbase.testing import Worker
+from bunbase.testing import Worker, service_ctx
 from modules.support.models import Ticket
 from tests.helpers import count, recorded_jobs
 
@@ -71,7 +70,7 @@ def discarded_midway(payload: dict[str, Any], ctx: Context) -> dict[str, bool]:
     job_id, tenant_id = ctx.run_id, ctx.tenant.id
 
     def operator() -> None:
-        with app.app_context(), tenant_scope(tenant_id), write_intent():
+        with app.app_context(), tenant_scope(tenant_id):
             row = db.session.get(JobRun, job_id)
             assert row is not None and row.status == "queued"
             jobs.discard(row)
@@ -93,19 +92,8 @@ def too_slow(payload: dict[str, Any], ctx: Context) -> None:
 
 def _enqueue(app, tenant_id: str, name: str, payload: dict[str, Any], **options: Any) -> str:
     """Enqueue as a job would from an action: in a transaction, dispatched after commit."""
-    from bunbase.db import write_intent
-    from bunbase.outbox import dispatch
-
-    # like a mutating action: take the SQLite write lock up front (BEGIN IMMEDIATE), or
-    # the read-then-insert races the buffered writer's commits (SQLITE_BUSY_SNAPSHOT)
-    with app.app_context(), tenant_scope(tenant_id), write_intent():
-        ctx = Context(tenant=tenant_ref(tenant_id), actor=SYSTEM, trace_id=new_trace_id(),
-                      run_id=new_id("run"), db=db.session, trigger="test")
-        job_id = enqueue(ctx, name, payload, **options)
-        db.session.commit()
-        dispatch(ctx.outbox.items)
-        db.session.remove()
-    return job_id
+    with service_ctx(app, tenant_id) as ctx:
+        return enqueue(ctx, name, payload, **options)
 
 
 def _row(app, job_id: str) -> JobRun:
@@ -135,12 +123,8 @@ def test_job_enqueued_from_a_job_is_dispatched_and_its_outbox_row_removed(app, t
 
 def test_a_job_committed_but_never_pushed_is_re_sent_once_by_the_relay(app, tenant_a):
     """The process dies between commit and the push to RQ: the queued row is the record."""
-    with app.app_context(), tenant_scope(tenant_a.id), write_intent():
-        ctx = Context(tenant=tenant_ref(tenant_a.id), actor=SYSTEM, trace_id=new_trace_id(),
-                      run_id=new_id("run"), db=db.session, trigger="test")
+    with service_ctx(app, tenant_a.id, hand_over=False) as ctx:  # "the process died"
         job_id = enqueue(ctx, "testkit.record", {"note": "lost"})
-        db.session.commit()  # ... and no dispatch: "the process died"
-        db.session.remove()
     q = jobs.queue("default")
     assert q.count == 0
     with app.app_context():
@@ -198,7 +182,7 @@ def test_out_of_retries_goes_to_the_dlq_and_replay_runs_it_again(app, tenant_a):
     row = _row(app, job_id)
     assert row.status == "dead" and row.attempts == 2
     assert len(row.history["attempts"]) == 2
-    with app.app_context(), tenant_scope(tenant_a.id), write_intent():
+    with app.app_context(), tenant_scope(tenant_a.id):
         jobs.replay(db.session.get(JobRun, job_id))
         db.session.commit()
     worker.drain()
@@ -206,7 +190,7 @@ def test_out_of_retries_goes_to_the_dlq_and_replay_runs_it_again(app, tenant_a):
     worker.drain()
     row = _row(app, job_id)
     assert row.status == "dead"  # fails twice more (calls 3 and 4)
-    with app.app_context(), tenant_scope(tenant_a.id), write_intent():
+    with app.app_context(), tenant_scope(tenant_a.id):
         jobs.replay(db.session.get(JobRun, job_id))
         db.session.commit()
     worker.drain()
@@ -226,7 +210,7 @@ def test_permanent_error_skips_retries(app, tenant_a):
 def test_discard_removes_a_job_from_the_dlq(app, tenant_a):
     job_id = _enqueue(app, tenant_a.id, "tests.permanent", {})
     Worker(app).drain()
-    with app.app_context(), tenant_scope(tenant_a.id), write_intent():
+    with app.app_context(), tenant_scope(tenant_a.id):
         jobs.discard(db.session.get(JobRun, job_id))
         db.session.commit()
     assert _row(app, job_id).status == "discarded"

@@ -7,12 +7,9 @@ import pytest
 from sqlalchemy import select
 
 from bunbase.clock import clock
-from bunbase.context import SYSTEM, Context
-from bunbase.db import db, write_intent
+from bunbase.db import db
 from bunbase.errors import Conflict
-from bunbase.ids import new_id
-from bunbase.tenancy import tenant_scope
-from bunbase.tenancy_cache import tenant_ref
+from bunbase.testing import service_ctx, settle
 from bunbase.worker import run_worker
 from modules.orgs.models import Invitation, Organization
 from modules.rbac import services as rbac
@@ -290,7 +287,7 @@ def test_decisions_are_logged_with_the_role_in_the_reason(app, client, world):
         "orgId": world.org_id, "subject": "Member try", "body": "members can write"},
         headers=bob.headers)
     assert_success(allowed)
-    app.extensions["bunbase"].buffer.flush()
+    settle(app)
     found = rows(app, DecisionRecord, DecisionRecord.permission == "ticket:create",
                  DecisionRecord.actor_id.in_([carol.user_id, bob.user_id]))
     by_actor = {d.actor_id: d for d in found}
@@ -307,14 +304,8 @@ def test_decisions_are_logged_with_the_role_in_the_reason(app, client, world):
 
 
 # -- custom roles ------------------------------------------------------------------------
-def _ctx(app, tenant_id: str) -> Context:
-    return Context(tenant=tenant_ref(tenant_id), actor=SYSTEM, trace_id=new_id("trc"),
-                   run_id=new_id("run"), db=db.session, trigger="test")
-
-
 def test_custom_roles_create_update_and_system_roles_are_locked(app, client, world):
-    with app.app_context(), tenant_scope(world.acme_id), write_intent():
-        ctx = _ctx(app, world.acme_id)
+    with service_ctx(app, world.acme_id) as ctx:
         role = rbac.create_role(ctx, key="support-agent", name="Support agent", description="",
                                 permissions=["ticket:read", "ticket:create", "org:read"])
         with pytest.raises(Conflict):
@@ -327,8 +318,6 @@ def test_custom_roles_create_update_and_system_roles_are_locked(app, client, wor
             rbac.update_role(ctx, owner, name="Boss", description=None, permissions=None)
         with pytest.raises(Conflict, match="locked"):
             rbac.delete_role(ctx, owner)
-        db.session.commit()
-        db.session.remove()
     (stored,) = rows(app, Role, Role.key == "support-agent")
     assert stored.name == "Agent" and {g.permission for g in stored.grants} == {
         "ticket:*", "org:read"}
@@ -340,9 +329,6 @@ def test_custom_roles_create_update_and_system_roles_are_locked(app, client, wor
         headers=world["carol"].headers)
     assert_success(resp)
     # a role in use cannot be deleted
-    with app.app_context(), tenant_scope(world.acme_id), write_intent():
-        role = db.session.scalar(select(Role).where(Role.key == "support-agent"))
-        with pytest.raises(Conflict, match="member"):
-            rbac.delete_role(_ctx(app, world.acme_id), role)
-        db.session.rollback()
-        db.session.remove()
+    with pytest.raises(Conflict, match="member"), service_ctx(app, world.acme_id) as ctx:
+        role = ctx.db.scalar(select(Role).where(Role.key == "support-agent"))
+        rbac.delete_role(ctx, role)

@@ -14,7 +14,7 @@ from typing import Any
 from flask import Flask
 
 from bunbase import identity
-from bunbase.db import db, write_intent
+from bunbase.db import db
 from bunbase.ids import new_id
 from bunbase.models import User
 from bunbase.tenancy import tenant_scope
@@ -35,7 +35,7 @@ def _run_of(resp: Any) -> str:
 
 
 def _make_admin(app: Flask, world: World, name: str) -> dict[str, str]:
-    with app.app_context(), tenant_scope(world.acme_id), write_intent():
+    with app.app_context(), tenant_scope(world.acme_id):
         db.session.get(User, world[name].user_id).is_tenant_admin = True
         db.session.commit()
         db.session.remove()
@@ -89,7 +89,7 @@ def test_a_role_without_the_read_permission_does_not_see_the_run(app, world):
     from tests.actors import bind
 
     # a custom role that may open tickets but not read them
-    with app.app_context(), tenant_scope(world.acme_id), write_intent():
+    with app.app_context(), tenant_scope(world.acme_id):
         role = Role(tenant_id=world.acme_id, key="reporter", name="Reporter", description="",
                     is_system=False)
         role.grants = [RolePermission(tenant_id=world.acme_id, permission="ticket:create")]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from bunbase.testing import settle
 from tests.helpers import assert_failure, assert_success
 
 
 def _flush(app) -> None:
-    app.extensions["bunbase"].buffer.flush()
+    settle(app)
 
 
 def _run(client, tenant, run_id) -> dict:

@@ -12,14 +12,12 @@ from flask import Flask
 
 from bunbase import Contract
 from bunbase.clock import clock
-from bunbase.context import SYSTEM, Context
-from bunbase.db import db, write_intent
-from bunbase.ids import new_id, new_trace_id
+from bunbase.context import Context
+from bunbase.db import db
 from bunbase.jobs import PermanentError, job
 from bunbase.models import AuditEntry
 from bunbase.tenancy import tenant_scope
-from bunbase.tenancy_cache import tenant_ref
-from bunbase.testing import Worker
+from bunbase.testing import Worker, service_ctx
 from bunbase.workflows import step, wait, workflow
 from modules.audit.services import diff_rows
 from tests.fixtures import Tenant
@@ -93,11 +91,6 @@ def ok(app: Flask, t: Tenant, method: str, path: str, body: Any = None) -> Any:
 
 def drain(app: Flask) -> None:
     Worker(app).drain()
-
-
-def system_ctx(tenant_id: str) -> Context:
-    return Context(tenant=tenant_ref(tenant_id), actor=SYSTEM, trace_id=new_trace_id(),
-                   run_id=new_id("run"), db=db.session, trigger="test")
 
 
 # -- jobs --------------------------------------------------------------------------------------
@@ -260,7 +253,7 @@ def test_non_admins_are_forbidden(app: Flask, tenant_a: Tenant) -> None:
     from bunbase import identity
     from bunbase.models import User
 
-    with app.app_context(), tenant_scope(tenant_a.id), write_intent():
+    with app.app_context(), tenant_scope(tenant_a.id):
         user = User(email="plain@alpha.test", name="Plain", password_hash=identity.hash_password("pw-123456"))
         db.session.add(user)
         db.session.flush()
@@ -284,13 +277,10 @@ def test_non_admins_are_forbidden(app: Flask, tenant_a: Tenant) -> None:
 
 # -- schedules ---------------------------------------------------------------------------------
 def test_schedules_list_pause_resume_trigger(app: Flask, tenant_a: Tenant, tenant_b: Tenant) -> None:
-    with app.app_context(), tenant_scope(tenant_a.id), write_intent():
-        ctx = system_ctx(tenant_a.id)
+    with service_ctx(app, tenant_a.id) as ctx:
         ctx.scheduler.cron("nightly", cron="0 3 * * *", timezone="Europe/Paris", job="rtapi.echo",
                            payload={"from": "cron"})
         ctx.scheduler.every("often", interval="10m", job="rtapi.echo")
-        db.session.commit()
-        db.session.remove()
     listed = ok(app, tenant_a, "GET", "/v1/schedules")
     assert listed["total"] == 2
     nightly = next(s for s in listed["items"] if s["key"] == "nightly")
@@ -315,10 +305,8 @@ def test_schedules_list_pause_resume_trigger(app: Flask, tenant_a: Tenant, tenan
 def test_another_tenants_schedule_and_workflow_run_are_404(
     app: Flask, tenant_a: Tenant, tenant_b: Tenant
 ) -> None:
-    with app.app_context(), tenant_scope(tenant_a.id), write_intent():
-        sid = system_ctx(tenant_a.id).scheduler.every("hourly", interval="1h", job="rtapi.echo").id
-        db.session.commit()
-        db.session.remove()
+    with service_ctx(app, tenant_a.id) as ctx:
+        sid = ctx.scheduler.every("hourly", interval="1h", job="rtapi.echo").id
     run_id = ok(app, tenant_a, "POST", "/v1/workflows/rtapi.order/start", {"orderId": "o-9"})["runId"]
     got = ok(app, tenant_a, "GET", f"/v1/schedules/{sid}")
     assert got["scheduleId"] == sid and got["key"] == "hourly" and got["intervalSeconds"] == 3600
@@ -419,11 +407,8 @@ def test_workflow_cancel_retry_and_validation(app: Flask, tenant_a: Tenant) -> N
 
 # -- events ------------------------------------------------------------------------------------
 def test_events_are_listed_with_their_deliveries(app: Flask, tenant_a: Tenant, tenant_b: Tenant) -> None:
-    with app.app_context(), tenant_scope(tenant_a.id), write_intent():
-        ctx = system_ctx(tenant_a.id)
+    with service_ctx(app, tenant_a.id) as ctx:
         ctx.events.emit("rtapi.thing.happened", {"n": 1})
-        db.session.commit()
-        db.session.remove()
     events = ok(app, tenant_a, "GET", "/v1/events")
     assert events["total"] == 1
     assert events["items"][0]["name"] == "rtapi.thing.happened"

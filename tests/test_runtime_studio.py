@@ -12,25 +12,16 @@ from rq.registry import StartedJobRegistry
 
 from bunbase import jobs, redis_conn
 from bunbase.clock import clock
-from bunbase.context import SYSTEM, Context
-from bunbase.db import db, write_intent
-from bunbase.ids import new_id, new_trace_id
-from bunbase.outbox import dispatch
+from bunbase.db import db
 from bunbase.tenancy import tenant_scope
-from bunbase.tenancy_cache import tenant_ref
+from bunbase.testing import service_ctx, settle
 from modules.runtime import services
 from tests.test_users import studio_client
 
 
 def _enqueue(app, tenant_id: str, name: str, payload: dict[str, Any], **options: Any) -> str:
-    with app.app_context(), tenant_scope(tenant_id), write_intent():
-        ctx = Context(tenant=tenant_ref(tenant_id), actor=SYSTEM, trace_id=new_trace_id(),
-                      run_id=new_id("run"), db=db.session, trigger="test")
-        job_id = jobs.enqueue(ctx, name, payload, **options)
-        db.session.commit()
-        dispatch(ctx.outbox.items)
-        db.session.remove()
-    return job_id
+    with service_ctx(app, tenant_id) as ctx:
+        return jobs.enqueue(ctx, name, payload, **options)
 
 
 def _stats(app, tenant_id: str) -> dict[str, dict[str, Any]]:
@@ -86,3 +77,17 @@ def _rows(app, job_id: str) -> list[Any]:
     from bunbase.runtime_models import JobRun
     from tests.helpers import rows
     return rows(app, JobRun, JobRun.id == job_id)
+
+
+def test_a_studio_page_shows_a_run_right_after_it_ran(app, client, tenant_a, monkeypatch):
+    """Run records are written in batches; Studio writes what is pending before it builds a
+    page, so an operator sees the call they just made without waiting for the batch."""
+    studio = studio_client(app, tenant_a)
+    settle(app)
+    buffer = app.extensions["bunbase"].buffer
+    monkeypatch.setattr(buffer, "interval", 3600.0)  # no timed flush during the test
+    resp = client.post("/v1/support/tickets", json=tenant_a.ticket(), headers=tenant_a.headers())
+    run_id = resp.get_json()["run_id"]
+    assert buffer._size() >= 1  # the run is still waiting for its batch
+    page = studio.get(f"/studio/runtime/actions/{run_id}")
+    assert page.status_code == 200 and "support.ticket.create" in page.get_data(as_text=True)

@@ -13,17 +13,14 @@ from sqlalchemy import select
 
 from bunbase import jobs, redis_conn, scheduler, schedules
 from bunbase.clock import clock
-from bunbase.context import SYSTEM, Context
-from bunbase.db import db, write_intent
+from bunbase.context import Context
+from bunbase.db import db
 from bunbase.errors import BadRequest, NotFound
-from bunbase.ids import new_id, new_trace_id
 from bunbase.models import ActionRun, Tenant
-from bunbase.outbox import dispatch
 from bunbase.runtime_models import JobRun, Schedule
 from bunbase.scheduler import LEASE_KEY, Lease
 from bunbase.tenancy import tenant_scope
-from bunbase.tenancy_cache import tenant_ref
-from bunbase.testing import Worker
+from bunbase.testing import Worker, service_ctx, settle
 from tests.fixtures import make_tenant
 from tests.helpers import recorded_jobs, rows
 
@@ -32,14 +29,8 @@ T0 = datetime(2025, 1, 10, 12, 0)  # a winter Friday, noon UTC
 
 def run_in(app, tenant_id: str, fn: Callable[[Context], Any]) -> Any:
     """Run `fn(ctx)` as a job or action would: one transaction, outbox dispatched after it."""
-    with app.app_context(), tenant_scope(tenant_id), write_intent():
-        ctx = Context(tenant=tenant_ref(tenant_id), actor=SYSTEM, trace_id=new_trace_id(),
-                      run_id=new_id("run"), db=db.session, trigger="test")
-        result = fn(ctx)
-        db.session.commit()
-        dispatch(ctx.outbox.items)
-        db.session.remove()
-    return result
+    with service_ctx(app, tenant_id) as ctx:
+        return fn(ctx)
 
 
 def schedule(app, key: str) -> Schedule:
@@ -268,7 +259,7 @@ def test_action_crons_are_synced_for_every_active_tenant(app, tenant_a, tenant_b
     # an operator's pause survives a sync; a suspended tenant loses its action crons
     paused = next(r for r in found if r.tenant_id == tenant_a.id)
     run_in(app, tenant_a.id, lambda ctx: schedules.pause(schedules.get(ctx.db, paused.id)))
-    with app.app_context(), write_intent():
+    with app.app_context():
         db.session.get(Tenant, tenant_b.id).status = "suspended"
         db.session.commit()
         db.session.remove()
@@ -305,7 +296,7 @@ def test_an_action_cron_runs_the_action_through_the_executor_as_system(app, tena
     _sync(app)
     clock.freeze(datetime(2025, 1, 11, 7, 0))
     Worker(app).drain()
-    app.extensions["bunbase"].buffer.flush()
+    settle(app)
     (run,) = rows(app, ActionRun, ActionRun.action_name == "support.tickets.digest")
     assert (run.trigger_type, run.status, run.actor_id) == ("cron", "ok", "system")
     assert run.output == {"orgs": 1, "openTickets": 1}
@@ -314,13 +305,13 @@ def test_an_action_cron_runs_the_action_through_the_executor_as_system(app, tena
     (mail,) = digests(mailbox, tenant_a.email)
     assert "1 open tickets" in mail["Subject"]
     # the job id is the idempotency key: replaying the finished job does not run it again
-    with app.app_context(), tenant_scope(tenant_a.id), write_intent():
+    with app.app_context(), tenant_scope(tenant_a.id):
         from bunbase import jobs
 
         jobs.replay(db.session.get(JobRun, job.id))
         db.session.commit()
     Worker(app).drain()
-    app.extensions["bunbase"].buffer.flush()
+    settle(app)
     assert len(rows(app, ActionRun, ActionRun.action_name == "support.tickets.digest",
                     ActionRun.status == "ok")) == 1
     assert len(digests(mailbox, tenant_a.email)) == 1

@@ -9,13 +9,14 @@ from flask import Flask
 
 from bunbase.db import db
 from bunbase.devserver import seed_demo
+from bunbase.testing import settle
 
 
 def test_demo_seed_gives_every_identity_page_content(app: Flask) -> None:
     with app.app_context():
         creds = seed_demo(app)
         db.session.remove()
-    app.extensions["bunbase"].buffer.flush()
+    settle(app)
     studio = app.test_client()
     page = studio.get("/studio/login").get_data(as_text=True)
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)

@@ -8,6 +8,7 @@ import re
 from bunbase import throttle
 from bunbase.clock import clock
 from bunbase.models import AuthSession
+from bunbase.testing import settle
 from tests.helpers import assert_failure, assert_success, rows
 from tests.test_users import (
     PASSWORD,
@@ -127,7 +128,7 @@ def test_studio_sign_in_rotates_the_session(app, tenant_a):
 def test_signing_in_again_in_the_same_browser_rotates_the_cookie_session(app, tenant_a):
     """No fixation: whatever the cookie carried before sign-in is dropped, and each sign-in
     in the same browser gets a new server-side session and a new token in the cookie."""
-    app.extensions["bunbase"].buffer.flush()
+    settle(app)
     browser = app.test_client()
 
     def sign_in() -> str:

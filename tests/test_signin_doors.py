@@ -19,9 +19,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from bunbase import identity, throttle
-from bunbase.db import db, write_intent
+from bunbase.db import db
 from bunbase.models import User
 from bunbase.tenancy import tenant_scope
+from bunbase.testing import settle
 from tests.actors import PASSWORD, add_user
 from tests.fixtures import Tenant
 from tests.helpers import assert_failure, assert_success
@@ -112,7 +113,7 @@ def test_failures_are_audited_at_every_door(app, tenant_a, invited):
     invite_sign_in(app, token, WRONG)
     api_login(app, tenant_a, email, WRONG)
     studio_login(app, email, WRONG, workspace=tenant_a.slug)
-    app.extensions["bunbase"].buffer.flush()
+    settle(app)
     failed = rows(app, AuditEntry, AuditEntry.action == "auth.session.login_failed")
     assert sorted(e.diff["via"] for e in failed) == ["api", "invitation", "studio"]
     assert all(e.tenant_id == tenant_a.id and e.decision == "denied: wrong password" for e in failed)
@@ -124,7 +125,7 @@ def twins(app: Flask, tenant_a: Tenant, tenant_b: Tenant) -> str:
     """One email with a Studio account in two workspaces."""
     for t in (tenant_a, tenant_b):
         user_id = add_user(app, t.id, "twin@example.com", "Twin")
-        with app.app_context(), tenant_scope(t.id), write_intent():
+        with app.app_context(), tenant_scope(t.id):
             db.session.get(User, user_id).is_tenant_admin = True
             db.session.commit()
             db.session.remove()
@@ -247,7 +248,7 @@ def test_three_studio_failures_and_two_api_failures_make_one_lockout(app, tenant
     assert_failure(api_login(app, tenant_a, tenant_a.email, tenant_a.password), 429, "rate_limited")
     assert "Too many failed sign-ins" in studio_login(app, tenant_a.email, tenant_a.password,
                                                       workspace=tenant_a.slug)
-    app.extensions["bunbase"].buffer.flush()
+    settle(app)
     failed = rows(app, AuditEntry, AuditEntry.action == "auth.session.login_failed")
     assert sorted(e.diff["via"] for e in failed) == ["api", "api", "studio", "studio", "studio"]
     blocked = rows(app, AuditEntry, AuditEntry.action == "auth.session.login_blocked")

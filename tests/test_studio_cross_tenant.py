@@ -20,7 +20,7 @@ from flask.testing import FlaskClient
 
 from bunbase import identity
 from bunbase.clock import clock
-from bunbase.db import db, write_intent
+from bunbase.db import db
 from bunbase.ids import new_id
 from bunbase.models import AuthSession, User
 from bunbase.tenancy import tenant_scope
@@ -66,20 +66,18 @@ NOT_POSTED = {"studio.login", "studio.logout"}
 
 def _acme_ids(app: Flask, world: World) -> dict[str, str]:
     """alice's ids by name, including runtime rows made for this test."""
-    from tests.test_runtime_api import system_ctx
+    from bunbase.runtime_models import Schedule
+    from bunbase.testing import service_ctx
 
     acme = world.acme_id
-    with app.app_context(), tenant_scope(acme), write_intent():
-        ctx = system_ctx(acme)
+    with service_ctx(app, acme) as ctx:
         job = ctx.jobs.enqueue("support.ticket.notify_assignee", {"ticket_id": world.ticket_id},
                                delay="1d")
         ctx.scheduler.once("cross-tenant-probe", run_at=clock.now() + timedelta(days=1),
                            job="support.ticket.notify_assignee", payload={"ticket_id": world.ticket_id})
         run = ctx.workflows.start("support.ticket.escalation", {"ticketId": world.ticket_id,
                                                                 "orgId": world.org_id})
-        db.session.commit()
-        from bunbase.runtime_models import Schedule
-
+    with app.app_context(), tenant_scope(acme):
         schedule = db.session.query(Schedule).filter_by(key="cross-tenant-probe").one().id
         session_id = db.session.query(AuthSession).filter_by(user_id=world["alice"].user_id).first().id
         db.session.remove()
@@ -99,7 +97,7 @@ def _made_up(ids: dict[str, str]) -> dict[str, str]:
 
 
 def _studio(app: Flask, world: World) -> FlaskClient:
-    with app.app_context(), tenant_scope(world.globex_id), write_intent():
+    with app.app_context(), tenant_scope(world.globex_id):
         db.session.get(User, world["mallory"].user_id).is_tenant_admin = True
         db.session.commit()
         db.session.remove()

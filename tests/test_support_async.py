@@ -6,15 +6,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from bunbase.clock import clock
-from bunbase.context import SYSTEM, Context
-from bunbase.db import db, write_intent
-from bunbase.ids import new_id, new_trace_id
+from bunbase.db import db
 from bunbase.models import ActionRun, AuditEntry
-from bunbase.outbox import dispatch
 from bunbase.runtime_models import JobRun, Schedule, WorkflowRun
 from bunbase.tenancy import tenant_scope
-from bunbase.tenancy_cache import tenant_ref
-from bunbase.testing import scenario
+from bunbase.testing import scenario, service_ctx, settle
 from modules.support import services
 from modules.support.models import Ticket
 from tests.helpers import rows
@@ -54,13 +50,8 @@ def test_new_ticket_mails_the_org_owner_through_the_event_and_the_job(app, tenan
 
 
 def test_notify_job_for_a_missing_ticket_is_dead_without_retries(app, tenant_a):
-    with app.app_context(), tenant_scope(tenant_a.id), write_intent():
-        ctx = Context(tenant=tenant_ref(tenant_a.id), actor=SYSTEM, trace_id=new_trace_id(),
-                      run_id=new_id("run"), db=db.session, trigger="test")
+    with service_ctx(app, tenant_a.id) as ctx:
         ctx.jobs.enqueue("support.ticket.notify_assignee", {"ticket_id": "tkt_gone"})
-        db.session.commit()
-        dispatch(ctx.outbox.items)
-        db.session.remove()
     scenario(app).worker.drain()
     (job,) = rows(app, JobRun, JobRun.name == "support.ticket.notify_assignee")
     assert (job.status, job.attempts) == ("dead", 1)
@@ -84,7 +75,7 @@ def test_daily_digest_is_a_cron_trigger_on_an_action(app, tenant_a, mailbox):
     assert mail["X-Bunbase-Kind"] == "support-digest"
     assert mail["Subject"] == f"3 open tickets in {tenant_a.org_id}"
     assert "low: 2" in mail.get_content() and "normal: 1" in mail.get_content()
-    app.extensions["bunbase"].buffer.flush()
+    settle(app)
     (run,) = rows(app, ActionRun, ActionRun.action_name == "support.tickets.digest")
     assert run.trigger_type == "cron" and run.output == {"orgs": 1, "openTickets": 3}
 
@@ -111,7 +102,7 @@ def test_a_ticket_closed_within_4h_is_not_escalated(app, tenant_a, mailbox):
     s = scenario(app, token=tenant_a.token, tenant=tenant_a.id)
     tid = s.api.run("support.ticket.create", tenant_a.ticket(priority="high"))["ticketId"]
     s.worker.drain()
-    with app.app_context(), tenant_scope(tenant_a.id), write_intent():
+    with app.app_context(), tenant_scope(tenant_a.id):
         db.session.get(Ticket, tid).status = "closed"
         db.session.commit()
         db.session.remove()
@@ -124,17 +115,12 @@ def test_a_ticket_closed_within_4h_is_not_escalated(app, tenant_a, mailbox):
 
 
 def test_escalation_is_compensated_when_nobody_can_be_notified(app, tenant_a, mailbox):
-    with app.app_context(), tenant_scope(tenant_a.id), write_intent():
-        ctx = Context(tenant=tenant_ref(tenant_a.id), actor=SYSTEM, trace_id=new_trace_id(),
-                      run_id=new_id("run"), db=db.session, trigger="test")
+    with service_ctx(app, tenant_a.id) as ctx:
         # a ticket of an org with no owner or admin left: the notification fails for good
         t = services.create_ticket(ctx, org_id="org_orphan", subject="Orphan", body="nobody is here",
                                    priority="normal")
         tid = t.id
         run_id = ctx.workflows.start("support.ticket.escalation", {"ticketId": tid, "orgId": "org_orphan"})
-        db.session.commit()
-        dispatch(ctx.outbox.items)
-        db.session.remove()
     worker = scenario(app).worker
     worker.drain()
     clock.advance("4h")
@@ -153,12 +139,8 @@ def test_the_escalation_starts_once_however_often_ticket_created_is_delivered(ap
     assert escalations(app) == []  # started by the subscriber, in the worker, not inline
     s.worker.drain()
     (first,) = escalations(app)
-    with app.app_context(), tenant_scope(tenant_a.id), write_intent():
-        ctx = Context(tenant=tenant_ref(tenant_a.id), actor=SYSTEM, trace_id=new_trace_id(),
-                      run_id=new_id("run"), db=db.session, trigger="event")
+    with service_ctx(app, tenant_a.id, trigger="event") as ctx:
         again = services.watch_for_escalation(ctx, tid, tenant_a.org_id)  # a second delivery
-        db.session.commit()
-        db.session.remove()
     assert again == first.id
     (run,) = escalations(app)
     assert run.id == first.id and run.input == {"ticketId": tid, "orgId": tenant_a.org_id}

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from bunbase.db import db, write_intent
+from bunbase.db import db
 from bunbase.models import ActionRun, AuditEntry
 from bunbase.tenancy import TenantRequired, tenant_scope, unscoped
+from bunbase.testing import settle
 from modules.support.models import Ticket
 from tests.helpers import assert_failure, assert_success
 
@@ -22,7 +23,7 @@ def _create(client, tenant, **over) -> str:
 def test_other_tenants_run_id_looks_like_a_random_id(app, client, tenant_a, tenant_b):
     resp_b = client.post(TICKETS, json=tenant_b.ticket(), headers=tenant_b.headers())
     run_b = assert_success(resp_b)["run_id"]
-    app.extensions["bunbase"].buffer.flush()
+    settle(app)
     # tenant B can see its own run
     assert client.get(f"/v1/runs/{run_b}", headers=tenant_b.headers()).status_code == 200
 
@@ -132,7 +133,7 @@ def test_insert_for_another_tenant_raises(app, tenant_a, tenant_b):
 
 def test_scope_filters_queries_and_stamps_new_rows(app, client, tenant_a, tenant_b):
     ticket_b = _create(client, tenant_b)
-    with app.app_context(), write_intent():
+    with app.app_context():
         with tenant_scope(tenant_a.id):
             assert db.session.get(Ticket, ticket_b) is None
             assert db.session.scalars(select(Ticket)).all() == []

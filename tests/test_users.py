@@ -12,6 +12,7 @@ from flask.testing import FlaskClient
 
 from bunbase.clock import clock
 from bunbase.models import ActionRun, AuditEntry, AuthSession, User
+from bunbase.testing import settle
 from modules.users.models import UserToken
 from tests.fixtures import Tenant
 from tests.helpers import assert_failure, assert_success, count, rows
@@ -82,7 +83,7 @@ def me_status(client: FlaskClient, tenant: Tenant, token: str) -> int:
 
 
 def audit_entries(app: Flask, action: str, **where: Any) -> list[AuditEntry]:
-    app.extensions["bunbase"].buffer.flush()
+    settle(app)
     clauses = [AuditEntry.action == action]
     clauses += [getattr(AuditEntry, k) == v for k, v in where.items()]
     return rows(app, AuditEntry, *clauses)
@@ -122,7 +123,7 @@ def test_signup_contract_mails_a_single_use_verification_code(app, client, tenan
     assert_failure(again, 400, "bad_request")
 
     # secrets never reach run records or the audit log
-    app.extensions["bunbase"].buffer.flush()
+    settle(app)
     (run,) = rows(app, ActionRun, ActionRun.action_name == "users.user.signup")
     assert run.input["password"] == "[redacted]"
     (entry,) = audit_entries(app, "users.user.signup")
@@ -231,7 +232,7 @@ def test_password_reset_is_single_use_and_revokes_every_session(app, client, ten
     assert entry.target_id == user_id and new_password not in str(entry.diff)
     assert {e.target_id for e in audit_entries(app, "users.password.request_reset")} == {
         user_id, None}
-    app.extensions["bunbase"].buffer.flush()
+    settle(app)
     for run in rows(app, ActionRun, ActionRun.action_name == "users.password.reset"):
         assert run.input["token"] == "[redacted]" and run.input["newPassword"] == "[redacted]"
 
@@ -436,7 +437,7 @@ def studio_client(app: Flask, tenant: Tenant) -> FlaskClient:
     # Studio's sign-in reads, then writes, outside a BEGIN IMMEDIATE: on SQLite a buffered
     # session touch committing in between fails it with "database is locked", so write
     # the pending touches first
-    app.extensions["bunbase"].buffer.flush()
+    settle(app)
     c = app.test_client()
     page = c.get("/studio/login").get_data(as_text=True)
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
@@ -484,7 +485,7 @@ def test_studio_disable_and_revoke_go_through_actions(app, client, tenant_a):
                        follow_redirects=True)
     assert "User disabled" in resp.get_data(as_text=True)
     assert me_status(client, tenant_a, token) == 401
-    app.extensions["bunbase"].buffer.flush()
+    settle(app)
     runs = rows(app, ActionRun, ActionRun.action_name == "users.user.disable")
     assert [r.trigger_type for r in runs] == ["studio"]
     (entry,) = audit_entries(app, "users.user.disable")

@@ -14,17 +14,14 @@ import pytest
 
 from bunbase import jobs, workflows
 from bunbase.clock import clock
-from bunbase.context import SYSTEM, Context
+from bunbase.context import Context
 from bunbase.contracts import Contract
-from bunbase.db import db, write_intent
+from bunbase.db import db
 from bunbase.errors import Conflict, NotFound
-from bunbase.ids import new_id, new_trace_id
 from bunbase.jobs import PermanentError
-from bunbase.outbox import dispatch
 from bunbase.runtime_models import JobRun, WorkflowRun, WorkflowStep
 from bunbase.tenancy import tenant_scope
-from bunbase.tenancy_cache import tenant_ref
-from bunbase.testing import Worker
+from bunbase.testing import Worker, service_ctx
 from bunbase.workflows import step, wait, workflow
 from tests.helpers import rows
 
@@ -104,14 +101,8 @@ workflow("tests.wf.held", input=Order, steps={"only": _held_step})
 
 
 def run_in(app, tenant_id: str, fn: Callable[[Context], Any]) -> Any:
-    with app.app_context(), tenant_scope(tenant_id), write_intent():
-        ctx = Context(tenant=tenant_ref(tenant_id), actor=SYSTEM, trace_id=new_trace_id(),
-                      run_id=new_id("run"), db=db.session, trigger="test")
-        result = fn(ctx)
-        db.session.commit()
-        dispatch(ctx.outbox.items)
-        db.session.remove()
-    return result
+    with service_ctx(app, tenant_id) as ctx:
+        return fn(ctx)
 
 
 def start(app, tenant, name: str, **input: Any) -> str:
@@ -163,7 +154,7 @@ def test_a_crash_between_steps_resumes_without_rerunning_finished_steps(app, ten
     # the same advance payload delivered again (a redelivery after the crash): a is not re-run
     again = run_in(app, tenant_a.id, lambda ctx: workflows.advance.handler(first.payload, ctx))
     assert again == {"skipped": True}
-    with app.app_context(), tenant_scope(tenant_a.id), write_intent():
+    with app.app_context(), tenant_scope(tenant_a.id):
         jobs.replay(db.session.get(JobRun, first.id))
         db.session.commit()
     # b crashes once mid-step (its writes roll back) and is retried
@@ -361,7 +352,7 @@ def test_pause_keeps_its_bookkeeping_out_of_the_step_results(app, tenant_a):
 def test_a_run_paused_by_an_older_version_resumes_and_drops_the_legacy_key(app, tenant_a):
     run_id = start(app, tenant_a, "tests.wf.sleep")
     Worker(app).drain()
-    with app.app_context(), tenant_scope(tenant_a.id), write_intent():
+    with app.app_context(), tenant_scope(tenant_a.id):
         run = db.session.get(WorkflowRun, run_id)
         run.state, run.results = "paused", {**run.results, "_pausedFrom": "waiting"}
         db.session.commit()

@@ -29,14 +29,6 @@ blueprint = Blueprint("api_keys_studio", __name__, template_folder="templates")
 _SPLIT = re.compile(r"[\s,]+")
 
 
-def _flush() -> None:
-    """Last-used stamps are buffered; show the latest."""
-    from flask import current_app
-
-    current_app.extensions["bunbase"].buffer.flush()
-    db.session.rollback()
-
-
 def _back() -> str:
     """Where a list form came from (keeps its filters), else the list."""
     ref = request.referrer or ""
@@ -56,7 +48,6 @@ def _org_names() -> dict[str, str]:
 # -- keys ----------------------------------------------------------------------------
 @blueprint.get("/keys")
 def keys() -> str:
-    _flush()
     now = clock.now()
     f = {k: request.args.get(k, "").strip() for k in ("org", "status", "owner", "q")}
     stmt = select(ApiKey).where(
@@ -115,7 +106,6 @@ def keys_new() -> str:
 
 @blueprint.get("/keys/<key_id>")
 def keys_detail(key_id: str) -> str:
-    _flush()
     key = db.session.get(ApiKey, key_id)
     if key is None:
         abort(404)

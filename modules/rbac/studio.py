@@ -13,7 +13,6 @@ from flask import (
     Blueprint,
     Response,
     abort,
-    current_app,
     flash,
     redirect,
     render_template,
@@ -119,7 +118,6 @@ def _role(role_id: str) -> Role:
 
 
 def _page(form: dict[str, str] | None = None, error: str | None = None) -> str:
-    current_app.extensions["bunbase"].buffer.flush()
     decisions = db.session.scalars(select(DecisionRecord).order_by(DecisionRecord.id.desc()).limit(8)).all()
     return render_template(
         "rbac/roles.html",

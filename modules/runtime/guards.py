@@ -5,13 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flask import current_app
-from sqlalchemy import select
 
 from bunbase import runs
 from bunbase.context import Context
 from bunbase.errors import NotFound, Unauthenticated
 from bunbase.guards import Guard
-from bunbase.models import ActionRun
 
 
 @dataclass
@@ -25,12 +23,9 @@ class RunVisible(Guard):
     def check(self, ctx: Context) -> None:
         if not ctx.actor.is_authenticated:
             raise Unauthenticated()
-        platform = current_app.extensions["bunbase"]
-        platform.buffer.flush()  # runs are written in batches: the one asked for may be pending
-        ctx.db.rollback()  # a read snapshot older than the flush would not see it
-        run_id = str(ctx.raw_input.get("runId") or "")
-        run = ctx.db.scalar(select(ActionRun).where(ActionRun.id == run_id))
-        if run is None or not runs.can_see(ctx, run, platform.registry.get(run.action_name)):
+        run = runs.load(ctx.db, str(ctx.raw_input.get("runId") or ""))
+        registry = current_app.extensions["bunbase"].registry
+        if run is None or not runs.can_see(ctx, run, registry.get(run.action_name)):
             raise NotFound("Run not found")
         ctx.extras["run"] = run
 

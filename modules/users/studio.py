@@ -90,7 +90,6 @@ def _api_keys(user_id: str) -> list[Any] | None:
 def users_detail(user_id: str) -> str:
     # last-seen stamps are written in batches: write them, then end the read transaction
     # sign-in opened (on SQLite its snapshot predates the flush)
-    current_app.extensions["bunbase"].buffer.flush()
     db.session.rollback()
     user = db.session.get(User, user_id)
     if user is None:
