@@ -34,10 +34,10 @@ from bunbase.clock import clock
 from bunbase.context import Actor, TenantRef
 from bunbase.db import DBSession, db
 from bunbase.identity import token_hash
-from bunbase.ids import new_id, new_trace_id
 from bunbase.models import User
 from bunbase.seed import SeededTenant
 from bunbase.tenancy import tenant_scope
+from bunbase.work import unit_of_work
 from modules.api_keys.models import ApiKey, ServiceAccount
 
 # the demo org is seeded by the orgs module: import it first so its "demo_seed" hook runs
@@ -561,13 +561,6 @@ def seed_demo(tenant: TenantRef, seeded: SeededTenant) -> None:
     if alice is not None:
         owners.append(("alice-laptop", ("user", alice), ["ticket:read", "ticket:create"]))
     # the keys are made as the org's owner would make them (the secrets are thrown away)
-    as_owner = Context(
-        tenant=tenant,
-        actor=Actor(kind="user", id=org.owner_id),
-        trace_id=new_trace_id(),
-        run_id=new_id("run"),
-        db=db.session,
-        trigger="seed",
-    )
-    for name, owner, scopes in owners:
-        _new_key_row(as_owner, org_id=org.id, name=name, scopes=scopes, owner=owner, expires_at=None)
+    with unit_of_work(tenant, trigger="seed", actor=Actor(kind="user", id=org.owner_id)) as as_owner:
+        for name, owner, scopes in owners:
+            _new_key_row(as_owner, org_id=org.id, name=name, scopes=scopes, owner=owner, expires_at=None)
