@@ -10,11 +10,13 @@ One run sets everything up from nothing and tears it all down again:
    DATABASE_URL points at Postgres, a fresh database created next to it (dropped at the
    end); the Redis at REDIS_URL, or an embedded one (``redis_conn.start_embedded``);
 2. ``flask bunbase migrate`` and ``flask bunbase tenant seed --count 1 --json``;
-3. gunicorn (2 sync workers, 1 thread each) on a free loopback port serving
-   ``bench_app()`` below: the real ``create_app()`` plus one bare route ``GET /bench/bare``;
+3. two gunicorns (2 sync workers, 1 thread each) on free loopback ports: ``bench_app()``
+   below (the real ``create_app()`` plus one bare route ``GET /bench/bare``), and the
+   separate baseline app of ``bench/baseline.py`` (a plain Flask JSON route and a
+   hand-written ticket create);
 4. a bearer token from ``POST /v1/auth/login``;
 5. per scenario a warm-up, then rounds of measured runs interleaved across scenarios
-   (a b c d a b c d ...), with ``wrk`` (installed with apt-get when missing and we are
+   (p h a b c d p h a b c d ...), with ``wrk`` (installed with apt-get when missing and we are
    root) or, failing that, a small multi-process ``http.client`` load generator;
 6. a markdown table on stdout and in ``bench/results/latest.md``.
 
@@ -99,7 +101,9 @@ class Scenario:
     headers: dict[str, str] = field(default_factory=dict)
     body: str | None = None
     unique_idempotency_key: bool = False
-    target: float | None = None  # minimum req/s as a fraction of the bare route's
+    target: float | None = None  # minimum req/s as a fraction of the baseline's
+    baseline: str = "p"  # the scenario it is compared with, round by round
+    server: str = "bunbase"  # "bunbase" (the app) or "baseline" (bench/baseline.py)
 
     @property
     def route(self) -> str:
@@ -153,13 +157,17 @@ def scenarios(tenant_id: str, token: str, org_id: str) -> list[Scenario]:
     post = {**auth, "Content-Type": "application/json"}
     body = json.dumps({**TICKET, "orgId": org_id})
     return [
-        Scenario("a", "bare Flask JSON route", "GET", "/bench/bare"),
+        Scenario("p", "plain Flask app, JSON route (separate app)", "GET", "/bare", server="baseline"),
+        Scenario("h", "hand-written Flask + driver ticket create (separate app)", "POST", "/tickets",
+                 post, body, server="baseline"),
+        Scenario("a", "bare JSON route inside the Bunbase app", "GET", "/bench/bare"),
         Scenario("b", "auth.session.whoami (authenticated no-op)", "GET", "/v1/auth/me",
                  auth, target=0.50),
         Scenario("c", "support.ticket.create", "POST", "/v1/support/tickets", post, body,
-                 target=0.30),
+                 target=0.60, baseline="h"),
         Scenario("d", "support.ticket.create + unique Idempotency-Key", "POST",
-                 "/v1/support/tickets", post, body, unique_idempotency_key=True),
+                 "/v1/support/tickets", post, body, unique_idempotency_key=True, target=0.70,
+                 baseline="c"),
     ]
 
 
@@ -436,16 +444,18 @@ def redis(env: dict[str, str], instance: Path) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def gunicorn(env: dict[str, str], tmp: Path, workers: int) -> Iterator[int]:
+def gunicorn(env: dict[str, str], tmp: Path, workers: int, app: str = "bench.api:bench_app()",
+             probe: str = "/bench/bare") -> Iterator[int]:
     """Start gunicorn on a free port; yield the port once every worker has loaded the app."""
-    log_path = tmp / "gunicorn.log"
+    name = app.split(":")[0].rsplit(".", 1)[-1]
+    log_path = tmp / f"gunicorn-{name}.log"
     for attempt in range(3):
         port = free_port()
-        ready = tmp / f"ready-{attempt}"
+        ready = tmp / f"ready-{name}-{attempt}"
         ready.mkdir()
         cmd = [str(BIN / "gunicorn"), "-w", str(workers), "--threads", "1", "-k", "sync",
                "-b", f"{HOST}:{port}", "--log-level", "warning", "--timeout", "60",
-               "--graceful-timeout", "10", "bench.api:bench_app()"]
+               "--graceful-timeout", "10", app]
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(cmd, cwd=ROOT, env={**env, "BENCH_READY_DIR": str(ready)},
                                     stdout=log, stderr=subprocess.STDOUT,
@@ -453,7 +463,7 @@ def gunicorn(env: dict[str, str], tmp: Path, workers: int) -> Iterator[int]:
         try:
             deadline = time.monotonic() + 90
             while time.monotonic() < deadline and proc.poll() is None:
-                if len(list(ready.iterdir())) >= workers and _answers(port):
+                if len(list(ready.iterdir())) >= workers and _answers(port, probe):
                     break
                 time.sleep(0.1)
             if proc.poll() is not None:
@@ -474,9 +484,9 @@ def gunicorn(env: dict[str, str], tmp: Path, workers: int) -> Iterator[int]:
     raise BenchError("could not bind gunicorn to a free port")
 
 
-def _answers(port: int) -> bool:
+def _answers(port: int, probe: str) -> bool:
     try:
-        status, _ = http_json("GET", f"http://{HOST}:{port}/bench/bare")
+        status, _ = http_json("GET", f"http://{HOST}:{port}{probe}")
     except OSError:
         return False
     return status == 200
@@ -532,18 +542,18 @@ def render(results: dict[str, list[Result]], scs: list[Scenario], meta: dict[str
     """The report. With several rounds: medians, and each ratio is the median of the
     per-round ratios (a scenario against the bare route measured in the same round), which
     cancels most of the drift from whatever else the machine is doing."""
-    bare = results["a"]
     lines = ["# Bunbase API bench", ""]
     lines += [f"- **{k}**: {v}" for k, v in meta.items()]
-    lines += ["", "| | scenario | route | req/s | p50 ms | p99 ms | vs bare | target | "
+    lines += ["", "| | scenario | route | req/s | p50 ms | p99 ms | vs | ratio | target | "
               "result | errors |",
-              "|---|---|---|---:|---:|---:|---:|---|---|---:|"]
+              "|---|---|---|---:|---:|---:|---|---:|---|---|---:|"]
     for sc in scs:
         runs = results[sc.key]
+        base = "p" if sc.key == sc.baseline or sc.server == "baseline" else sc.baseline
         ratio = statistics.median(
-            r.rps / b.rps if b.rps else 0.0 for r, b in zip(runs, bare, strict=True))
+            r.rps / b.rps if b.rps else 0.0 for r, b in zip(runs, results[base], strict=True))
         if sc.target is None:
-            target, verdict = "-", "baseline" if sc.key == "a" else "info"
+            target, verdict = "-", "baseline" if sc.server == "baseline" else "info"
         else:
             target = f">= {sc.target:.0%}"
             verdict = "**PASS**" if ratio >= sc.target else "**MISS**"
@@ -552,13 +562,14 @@ def render(results: dict[str, list[Result]], scs: list[Scenario], meta: dict[str
             f"| {statistics.median(r.rps for r in runs):,.0f} "
             f"| {statistics.median(r.p50_ms for r in runs):.2f} "
             f"| {statistics.median(r.p99_ms for r in runs):.2f} "
-            f"| {ratio:.0%} | {target} | {verdict} | {sum(r.errors for r in runs)} |")
-    if len(bare) > 1:
-        lines += ["", "Per round, req/s (ratio to that round's bare route):", ""]
+            f"| {base} | {ratio:.0%} | {target} | {verdict} | {sum(r.errors for r in runs)} |")
+    if len(results["p"]) > 1:
+        lines += ["", "Per round, req/s (ratio to the same round's scenario named in `vs`):", ""]
         for sc in scs:
-            lines.append(f"- {sc.key}: " + ", ".join(
+            base = "p" if sc.key == sc.baseline or sc.server == "baseline" else sc.baseline
+            lines.append(f"- {sc.key} (vs {base}): " + ", ".join(
                 f"{r.rps:,.0f} ({r.rps / b.rps if b.rps else 0:.0%})"
-                for r, b in zip(results[sc.key], bare, strict=True)))
+                for r, b in zip(results[sc.key], results[base], strict=True)))
     lines += ["", "req/s, p50 and p99 are medians over the rounds; errors are summed. "
               "Absolute numbers move with whatever else the machine is doing; the ratios, "
               "paired per round, much less.", ""]
@@ -582,8 +593,8 @@ def parse_args() -> argparse.Namespace:
                         "report medians (env BENCH_ROUNDS)")
     p.add_argument("--client", choices=("auto", "wrk", "python"),
                    default=env("BENCH_CLIENT", "auto"))
-    p.add_argument("--scenarios", default=env("BENCH_SCENARIOS", "a,b,c,d"),
-                   help="comma-separated subset; a (the baseline) is always run")
+    p.add_argument("--scenarios", default=env("BENCH_SCENARIOS", "p,h,a,b,c,d"),
+                   help="comma-separated subset; the baselines a scenario needs run too")
     p.add_argument("--out", type=Path, default=RESULTS / "latest.md")
     return p.parse_args()
 
@@ -615,7 +626,9 @@ def main() -> int:
             flask_cli(env, "migrate")
             seeded = _json_tail(flask_cli(env, "tenant", "seed", "--count", "1", "--json"))
             tenant = seeded[0]
-            with gunicorn(env, tmp, args.workers) as port:
+            with gunicorn(env, tmp, args.workers) as port, gunicorn(
+                env, tmp, args.workers, "bench.baseline:baseline_app()", "/bare"
+            ) as base_port:
                 status, body = http_json(
                     "POST", f"http://{HOST}:{port}/v1/auth/login",
                     {"email": tenant["admin_email"], "password": tenant["admin_password"]},
@@ -626,18 +639,22 @@ def main() -> int:
                 org_id = bench_org(
                     lambda m, path, b, h: http_json(m, f"http://{HOST}:{port}{path}", b, h),
                     auth_headers(tenant["tenant_id"], token))
-                wanted = {"a", *args.scenarios.replace(" ", "").split(",")}
-                scs = [sc for sc in scenarios(tenant["tenant_id"], token, org_id)
-                       if sc.key in wanted]
+                every = scenarios(tenant["tenant_id"], token, org_id)
+                wanted = {"p", *args.scenarios.replace(" ", "").split(",")}
+                wanted |= {sc.baseline for sc in every if sc.key in wanted}
+                wanted |= {sc.baseline for sc in every if sc.key in wanted}
+                scs = [sc for sc in every if sc.key in wanted]
+                ports = {"bunbase": port, "baseline": base_port}
                 print(f"bench: gunicorn on :{port}, {client}, "
                       f"{args.warmup:g}s warm-up, then {args.rounds} x {args.duration:g}s "
                       "per scenario", flush=True)
                 results: dict[str, list[Result]] = {sc.key: [] for sc in scs}
                 for rnd in range(args.rounds):
                     for sc in scs:
+                        on = ports[sc.server]
                         if rnd == 0 and args.warmup > 0:
-                            runner(port, sc, args.warmup, args.connections, tmp, f"w{rnd}")
-                        r = runner(port, sc, args.duration, args.connections, tmp, f"m{rnd}")
+                            runner(on, sc, args.warmup, args.connections, tmp, f"w{rnd}")
+                        r = runner(on, sc, args.duration, args.connections, tmp, f"m{rnd}")
                         results[sc.key].append(r)
                         print(f"bench: round {rnd + 1} {sc.key}) {sc.route}: "
                               f"{r.rps:,.0f} req/s, p50 {r.p50_ms:.2f} ms, "
@@ -650,8 +667,9 @@ def main() -> int:
 
     meta = {
         **run_meta(load_before, db_kind, redis_kind),
-        "server": f"gunicorn -w {args.workers} --threads 1 -k sync on {HOST} "
-                  "(`bench.api:bench_app()`); sync workers close the connection after "
+        "server": f"two gunicorns, each -w {args.workers} --threads 1 -k sync on {HOST}: "
+                  "`bench.api:bench_app()` (Bunbase) and `bench.baseline:baseline_app()` (a "
+                  "separate plain Flask app: p, h); sync workers close the connection after "
                   "each answer, so every request is a new loopback connection",
         "client": client,
         "per scenario": f"{args.warmup:g} s warm-up, then {args.rounds} interleaved "
