@@ -70,7 +70,8 @@ TICKET = {
 
 # -- the app gunicorn serves --------------------------------------------------------
 def bench_app() -> Any:
-    """The real app plus one bare JSON route, the baseline every scenario is compared to.
+    """The real app plus one bare JSON route (scenario a: what the app's own hooks cost,
+    against the separate plain app of `bench/baseline.py`).
 
     `gunicorn 'bench.api:bench_app()'` calls this once per worker. The bare route still
     goes through the app-wide hooks (trace id, structlog context), as every request does.
@@ -540,7 +541,7 @@ def run_meta(load_before: tuple[float, float, float], db_kind: str, redis_kind: 
 
 def render(results: dict[str, list[Result]], scs: list[Scenario], meta: dict[str, str]) -> str:
     """The report. With several rounds: medians, and each ratio is the median of the
-    per-round ratios (a scenario against the bare route measured in the same round), which
+    per-round ratios (a scenario against its baseline measured in the same round), which
     cancels most of the drift from whatever else the machine is doing."""
     lines = ["# Bunbase API bench", ""]
     lines += [f"- **{k}**: {v}" for k, v in meta.items()]
